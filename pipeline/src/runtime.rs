@@ -1,0 +1,252 @@
+//! Runs a copy: partitions flow source → bounded channel → rayon encoders → bounded channel →
+//! async writer, several partitions at a time, and each table is finished as soon as its last
+//! partition is committed (so index builds overlap other tables' copies).
+//!
+//! The data plane is plain threads joined by bounded `crossbeam-channel`s: a reader thread drives
+//! the source's async stream with `Handle::block_on`, encoding fans out over the rayon pool with
+//! `par_bridge` (so CPU work is pulled no faster than it drains), and the lane thread drives the
+//! async writer. Blocking channel sends never run on a tokio worker thread.
+
+use crate::catalog::TableInfo;
+use crate::error::{Error, ErrorKind, Result};
+use crate::progress::{Progress, TableState};
+use crate::sink::{BatchEncoder, Chunk, Sink};
+use crate::source::{Partition, Source};
+use bytes::BytesMut;
+use futures::StreamExt;
+use rayon::iter::{ParallelBridge, ParallelIterator};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
+
+/// Batches buffered between a partition's reader and its encoders.
+pub const BATCH_CHANNEL_CAPACITY: usize = 4;
+/// Encoded chunks buffered between a partition's encoders and its writer.
+pub const CHUNK_CHANNEL_CAPACITY: usize = 4;
+
+/// One table to copy and its plan.
+#[derive(Debug, Clone)]
+pub struct TableWork {
+    /// The table, as the source describes it.
+    pub table: TableInfo,
+    /// Its partitions (at least one).
+    pub partitions: Vec<Partition>,
+}
+
+/// Settings of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Partitions copied at once (each holds one source and one target connection).
+    pub jobs: usize,
+    /// Set to stop the run early; partitions in flight are rolled back.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableOutcome {
+    /// Source table name.
+    pub table: String,
+    /// Rows committed to the target.
+    pub rows: u64,
+    /// Encoded bytes sent.
+    pub bytes: u64,
+    /// Wall time from first partition start to table finished.
+    pub seconds: f64,
+}
+
+struct TableRun {
+    work: TableWork,
+    encoder: Arc<dyn BatchEncoder>,
+    remaining: AtomicUsize,
+    rows: std::sync::atomic::AtomicU64,
+    started: Mutex<Option<Instant>>,
+    elapsed: Mutex<Duration>,
+}
+
+/// Copy every table of `work` from `source` to `sink`, `opts.jobs` partitions at a time.
+///
+/// The sink must already be prepared. Stops at the first error (after letting partitions in
+/// flight roll back) and returns it; tables finished before that stay complete. Must be called
+/// from a thread that is not a tokio worker (e.g. inside `spawn_blocking`).
+pub fn copy_tables(
+    handle: &Handle,
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    work: Vec<TableWork>,
+    progress: Arc<Progress>,
+    opts: &RunOptions,
+) -> Result<Vec<TableOutcome>> {
+    let mut runs = Vec::with_capacity(work.len());
+    for w in work {
+        let encoder = sink.encoder(&w.table)?;
+        runs.push(Arc::new(TableRun {
+            remaining: AtomicUsize::new(w.partitions.len()),
+            encoder,
+            rows: Default::default(),
+            started: Mutex::new(None),
+            elapsed: Mutex::new(Duration::ZERO),
+            work: w,
+        }));
+    }
+    // Biggest tables first, so the longest copies start early and small ones fill the gaps.
+    let mut order: Vec<(Arc<TableRun>, usize)> = runs
+        .iter()
+        .flat_map(|r| (0..r.work.partitions.len()).map(move |i| (r.clone(), i)))
+        .collect();
+    order.sort_by_key(|(r, _)| std::cmp::Reverse(r.work.table.rows));
+    let (queue_tx, queue_rx) = crossbeam_channel::bounded(order.len().max(1));
+    for item in order {
+        queue_tx.send(item).expect("queue sized to hold every partition");
+    }
+    drop(queue_tx);
+
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let fail = |e: Error| {
+        opts.cancel.store(true, Ordering::SeqCst);
+        let mut slot = failure.lock().unwrap();
+        if slot.is_none() || slot.as_ref().is_some_and(|f| f.kind() == ErrorKind::Cancelled) {
+            *slot = Some(e);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1) {
+            s.spawn(|| {
+                for (run, index) in queue_rx.iter() {
+                    if opts.cancel.load(Ordering::SeqCst) {
+                        fail(Error::cancelled());
+                        break;
+                    }
+                    let name = &run.work.table.name;
+                    let tp = progress.table(name);
+                    if let Some(tp) = tp {
+                        tp.set_state(TableState::Copying);
+                    }
+                    run.started.lock().unwrap().get_or_insert_with(Instant::now);
+                    let partition = &run.work.partitions[index];
+                    let result = copy_partition(handle, &*source, &*sink, &run, partition, &progress, opts)
+                        .and_then(|rows| {
+                            run.rows.fetch_add(rows, Ordering::Relaxed);
+                            if run.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                                if let Some(tp) = tp {
+                                    tp.set_state(TableState::Finishing);
+                                }
+                                handle.block_on(sink.finish_table(&run.work.table))?;
+                                let started = run.started.lock().unwrap().unwrap_or_else(Instant::now);
+                                *run.elapsed.lock().unwrap() = started.elapsed();
+                                if let Some(tp) = tp {
+                                    tp.set_state(TableState::Done);
+                                }
+                                tracing::info!(table = %name, rows = run.rows.load(Ordering::Relaxed), "table copied");
+                            }
+                            Ok(())
+                        });
+                    if let Err(e) = result {
+                        if let Some(tp) = tp {
+                            tp.set_state(TableState::Failed);
+                        }
+                        fail(e.context(format!("table \"{name}\"")));
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap() {
+        return Err(e);
+    }
+    let tables: Vec<TableInfo> = runs.iter().map(|r| r.work.table.clone()).collect();
+    handle.block_on(sink.finish(&tables))?;
+    Ok(runs
+        .iter()
+        .map(|r| TableOutcome {
+            table: r.work.table.name.clone(),
+            rows: r.rows.load(Ordering::Relaxed),
+            bytes: progress.table(&r.work.table.name).map_or(0, |t| t.bytes()),
+            seconds: r.elapsed.lock().unwrap().as_secs_f64(),
+        })
+        .collect())
+}
+
+/// Copy one partition; returns the rows the target committed.
+fn copy_partition(
+    handle: &Handle,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    run: &TableRun,
+    partition: &Partition,
+    progress: &Progress,
+    opts: &RunOptions,
+) -> Result<u64> {
+    let table = &run.work.table;
+    let started = Instant::now();
+    let mut writer = handle.block_on(sink.writer(table, partition))?;
+    let mut stream = handle.block_on(source.open(table, partition))?;
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCH_CHANNEL_CAPACITY);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(CHUNK_CHANNEL_CAPACITY);
+    let size_hint = AtomicUsize::new(64 * 1024);
+    let counters = progress.table(&table.name);
+
+    let (read, encoded, written) = std::thread::scope(|s| {
+        let reader = s.spawn(move || -> Result<()> {
+            while let Some(batch) = handle.block_on(stream.next()) {
+                if opts.cancel.load(Ordering::Relaxed) {
+                    return Err(Error::cancelled());
+                }
+                if batch_tx.send(batch?).is_err() {
+                    break; // downstream failed; its error is the one reported
+                }
+            }
+            Ok(())
+        });
+        let encoder = &run.encoder;
+        let size_hint = &size_hint;
+        let encoders = s.spawn(move || -> Result<()> {
+            batch_rx.into_iter().par_bridge().try_for_each(|batch| {
+                let mut buf = BytesMut::with_capacity(size_hint.load(Ordering::Relaxed));
+                encoder.encode(&batch, &mut buf)?;
+                size_hint.store(buf.len() + buf.len() / 8, Ordering::Relaxed);
+                let chunk = Chunk {
+                    data: buf.freeze(),
+                    rows: batch.num_rows() as u64,
+                };
+                chunk_tx.send(chunk).map_err(|_| Error::cancelled())
+            })
+        });
+        let mut written = Ok(());
+        for chunk in chunk_rx.iter() {
+            let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
+            if let Err(e) = handle.block_on(writer.write(chunk)) {
+                written = Err(e);
+                break;
+            }
+            if let Some(c) = counters {
+                c.add(rows, bytes);
+            }
+        }
+        drop(chunk_rx);
+        let read = reader.join().expect("reader thread panicked");
+        let encoded = encoders.join().expect("encoder thread panicked");
+        (read, encoded, written)
+    });
+    // Report the root cause: a writer or reader failure makes the other stages see "cancelled".
+    for r in [written, read, encoded] {
+        if let Err(e) = r {
+            if e.kind() != ErrorKind::Cancelled || opts.cancel.load(Ordering::Relaxed) {
+                return Err(e); // `writer` is dropped here: the partition rolls back
+            }
+        }
+    }
+    let rows = handle.block_on(writer.finish())?;
+    tracing::info!(
+        table = %table.name,
+        partition = partition.index,
+        of = partition.count,
+        rows,
+        ms = started.elapsed().as_millis() as u64,
+        "partition committed"
+    );
+    Ok(rows)
+}

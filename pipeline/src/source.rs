@@ -1,0 +1,134 @@
+//! The source side of the connector contract.
+
+use crate::catalog::TableInfo;
+use crate::error::Result;
+use arrow_array::RecordBatch;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// A stream of batches from one partition. Every batch matches the table's `schema`.
+pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// How rows from a non-PostgreSQL source are stored in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One `data JSONB` column per row, keyed by `id TEXT` (the spec's layout).
+    #[default]
+    Jsonb,
+    /// Typed columns mapped from the source's declared types.
+    Native,
+}
+
+/// What to do with a value that does not fit its column's declared type (native mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTypeMismatch {
+    /// Stop before writing anything, naming the table, column and row.
+    #[default]
+    Fail,
+    /// Widen the column to `text` (or `bytea` when even text cannot hold a value) and warn.
+    Text,
+}
+
+/// Options every source receives when it is opened.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// Storage mode, which decides the Arrow schema a source reports.
+    pub mode: Mode,
+    /// Rule for values that do not fit their declared type.
+    pub on_type_mismatch: OnTypeMismatch,
+    /// Upper bound on rows per batch.
+    pub batch_rows: usize,
+    /// Upper bound on (approximate) bytes per batch.
+    pub batch_bytes: usize,
+    /// Tables with more rows than this are split into partitions of about this many rows.
+    pub partition_rows: u64,
+}
+
+/// Rows per batch: large enough to amortise per-batch costs, small enough to keep memory flat.
+pub const DEFAULT_BATCH_ROWS: usize = 8192;
+/// Bytes per batch: bounds memory for wide rows (16 MB documents, big blobs).
+pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+/// Rows per partition: big tables split so that both cores stay busy without tiny COPYs.
+pub const DEFAULT_PARTITION_ROWS: u64 = 250_000;
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            mode: Mode::Jsonb,
+            on_type_mismatch: OnTypeMismatch::Fail,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            partition_rows: DEFAULT_PARTITION_ROWS,
+        }
+    }
+}
+
+/// One independently readable slice of a table. Serialisable so a plan can be printed, stored
+/// and resumed. Partitions of a table cover all its rows (after the filter) without overlap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Partition {
+    /// The table this partition belongs to (source name).
+    pub table: String,
+    /// Position of this partition within its table, from 0.
+    pub index: usize,
+    /// How many partitions the table has.
+    pub count: usize,
+    /// Human-readable bounds, e.g. `rowid 1..250000`.
+    pub description: String,
+    /// Rows expected in this partition (an estimate; used for progress and ETA only).
+    pub estimated_rows: u64,
+    /// Connector-specific bounds, opaque to the pipeline.
+    pub bounds: serde_json::Value,
+}
+
+/// A readable source: a catalog, a planner and partition readers.
+///
+/// Contract: all methods may be called concurrently from several threads; `open` may be called
+/// for several partitions at once. Batches within a partition come in the source's order, but no
+/// order holds between partitions. A failed `open` or stream error aborts only that partition's
+/// copy, which the sink then rolls back: delivery is all-or-nothing per partition.
+#[async_trait::async_trait]
+pub trait Source: Send + Sync {
+    /// Connector name, e.g. `sqlite`; stored as `_source_type` in JSONB mode.
+    fn kind(&self) -> &'static str;
+
+    /// Where the data comes from, for messages: a file path or `host:port/db`, never credentials.
+    fn location(&self) -> String;
+
+    /// Names of the tables the source holds (views and internal tables excluded).
+    async fn list_tables(&self) -> Result<Vec<String>>;
+
+    /// Catalog description of one table, in the mode the source was opened with.
+    async fn describe(&self, table: &str) -> Result<TableInfo>;
+
+    /// Split a table into partitions, reading only rows matching `filter` (a predicate in the
+    /// source's own query language) when given. Always at least one partition.
+    async fn plan(&self, table: &TableInfo, filter: Option<&str>) -> Result<Vec<Partition>>;
+
+    /// Stream the rows of one partition as Arrow batches.
+    async fn open(&self, table: &TableInfo, partition: &Partition) -> Result<BatchStream>;
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "jsonb" => Ok(Mode::Jsonb),
+            "native" => Ok(Mode::Native),
+            other => Err(format!("unknown mode `{other}`: use `jsonb` or `native`")),
+        }
+    }
+}
+
+impl std::str::FromStr for OnTypeMismatch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "fail" => Ok(OnTypeMismatch::Fail),
+            "text" => Ok(OnTypeMismatch::Text),
+            other => Err(format!("unknown rule `{other}`: use `fail` or `text`")),
+        }
+    }
+}
