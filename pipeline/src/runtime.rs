@@ -155,6 +155,7 @@ pub fn copy_tables(
         }
     });
     if let Some(e) = failure.into_inner().unwrap() {
+        handle.block_on(sink.abort());
         return Err(e);
     }
     let tables: Vec<TableInfo> = runs.iter().map(|r| r.work.table.clone()).collect();

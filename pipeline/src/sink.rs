@@ -57,4 +57,7 @@ pub trait Sink: Send + Sync {
     async fn finish_table(&self, table: &TableInfo) -> Result<()>;
     /// Work that needs every table in place (foreign keys between tables).
     async fn finish(&self, tables: &[TableInfo]) -> Result<()>;
+    /// Clean up after a failed run: remove what `prepare` made that never became final.
+    /// Best effort; never touches tables that were finished.
+    async fn abort(&self);
 }

@@ -1,1 +1,7 @@
+//! End-to-end tests of the `seren-replicator` binary against real, throwaway servers.
 
+mod harness;
+mod sqlite_errors;
+mod sqlite_jsonb;
+mod sqlite_native;
+mod sqlite_runs;

@@ -1,1 +1,10 @@
+//! PostgreSQL connector: connection handling (libpq-compatible strings, `.pgpass`, redaction)
+//! and the binary-COPY sink with staging tables and an atomic swap.
 
+pub mod conn;
+pub mod ddl;
+pub mod sink;
+pub mod verify;
+
+pub use conn::{redact_conninfo, PgTarget};
+pub use sink::{PgSink, PgSinkOptions};

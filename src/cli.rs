@@ -1,0 +1,167 @@
+//! Command-line arguments (clap derive). Every flag can also come from a `SEREN_*` variable.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use pipeline::{Mode, OnTypeMismatch};
+use std::path::PathBuf;
+
+/// Move whole databases into PostgreSQL, fast and without losing a byte.
+#[derive(Debug, Parser)]
+#[command(name = "seren-replicator", version, about)]
+pub struct Cli {
+    /// More log output (-v: info, -vv: debug).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, env = "SEREN_QUIET")]
+    pub quiet: bool,
+    /// Machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true, env = "SEREN_JSON")]
+    pub json: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy a source database into PostgreSQL (schema and data).
+    Init(InitArgs),
+    /// Check that source and target are reachable and the copy can run.
+    Validate(ValidateArgs),
+    /// Compare source and target tables: row counts and content digests.
+    Verify(VerifyArgs),
+    /// Migrate a generated sample database into a throwaway PostgreSQL, verify it, clean up.
+    Demo(DemoArgs),
+    /// Continuous replication (not implemented yet).
+    Sync(PassThrough),
+    /// Replication status (not implemented yet).
+    Status(PassThrough),
+    /// List the built-in connectors and the source forms they accept.
+    Connectors,
+}
+
+/// Arguments of a command that is not implemented yet.
+#[derive(Debug, Args)]
+pub struct PassThrough {
+    /// Ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// Where data comes from and goes to.
+#[derive(Debug, Clone, Args)]
+pub struct Endpoints {
+    /// Source: a SQLite file (`./app.db`, `sqlite:///path/app.db`).
+    #[arg(long, env = "SEREN_SOURCE")]
+    pub source: String,
+    /// Target PostgreSQL: `postgresql://user:pass@host:5432/db` or `host=… dbname=…`.
+    /// PGPASSWORD and ~/.pgpass work as in psql.
+    #[arg(long, env = "SEREN_TARGET")]
+    pub target: String,
+    /// Read the target password from this file (first line) instead of the URL.
+    #[arg(long, env = "SEREN_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Which tables and rows.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Selection {
+    /// Only these tables (comma-separated).
+    #[arg(long, value_delimiter = ',', env = "SEREN_INCLUDE_TABLES")]
+    pub include_tables: Vec<String>,
+    /// Skip these tables (comma-separated).
+    #[arg(long, value_delimiter = ',', env = "SEREN_EXCLUDE_TABLES")]
+    pub exclude_tables: Vec<String>,
+    /// Copy only matching rows: `table:SQL predicate` in the source's SQL (repeatable).
+    #[arg(long = "table-filter", value_name = "TABLE:PREDICATE")]
+    pub table_filters: Vec<String>,
+}
+
+/// How tables are laid out in the target.
+#[derive(Debug, Clone, Args)]
+pub struct Layout {
+    /// `jsonb` (id, data JSONB, _source_type, _migrated_at) or `native` typed columns.
+    #[arg(long, default_value = "jsonb", env = "SEREN_MODE")]
+    pub mode: Mode,
+    /// Target schema, created if missing.
+    #[arg(long, default_value = "public", env = "SEREN_TARGET_SCHEMA")]
+    pub target_schema: String,
+    /// Native mode, values that do not fit the declared type: `fail` or `text` (widen column).
+    #[arg(long, default_value = "fail", env = "SEREN_ON_TYPE_MISMATCH")]
+    pub on_type_mismatch: OnTypeMismatch,
+}
+
+/// `init` arguments.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub selection: Selection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub layout: Layout,
+    /// Replace tables that already exist in the target (each swapped in once fully copied).
+    #[arg(long, env = "SEREN_DROP_EXISTING")]
+    pub drop_existing: bool,
+    /// Partitions copied at once (default: the number of CPU cores).
+    #[arg(long, short = 'j', env = "SEREN_JOBS")]
+    pub jobs: Option<usize>,
+    /// Split tables into partitions of about this many rows.
+    #[arg(long, default_value_t = pipeline::source::DEFAULT_PARTITION_ROWS, env = "SEREN_PARTITION_ROWS")]
+    pub partition_rows: u64,
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long, env = "SEREN_YES")]
+    pub yes: bool,
+    /// Run on this machine (the only execution mode so far).
+    #[arg(long)]
+    pub local: bool,
+}
+
+/// `validate` arguments.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub selection: Selection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub layout: Layout,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub endpoints: Endpoints,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub selection: Selection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub layout: Layout,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use this PostgreSQL database instead of starting a throwaway one.
+    #[arg(long, env = "SEREN_TARGET")]
+    pub target: Option<String>,
+    /// Rows in the biggest sample table.
+    #[arg(long, default_value_t = 200_000)]
+    pub rows: u64,
+    /// Storage mode for the demo.
+    #[arg(long, default_value = "jsonb")]
+    pub mode: Mode,
+}

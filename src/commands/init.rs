@@ -1,0 +1,130 @@
+//! `init`: plan, confirm, then copy every selected table into the target.
+
+use super::{Ui, EXIT_USAGE};
+use crate::cli::InitArgs;
+use crate::session;
+use crate::view;
+use anyhow::Result;
+use pipeline::{Progress, RunOptions, Sink, TableWork};
+use seren_postgres::{PgSink, PgSinkOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
+    let mut options = session::source_options(&args.layout);
+    options.partition_rows = args.partition_rows.max(1);
+    let s = session::open(&args.endpoints, options).await?;
+    // Reach the target before the (possibly long) catalog work, so a typo fails fast.
+    drop(s.target.connect().await?);
+
+    let selected = session::select(&*s.source, &args.selection).await?;
+    let mut work = Vec::with_capacity(selected.len());
+    let mut warnings = Vec::new();
+    for (table, filter) in selected {
+        let partitions = s.source.plan(&table, filter.as_deref()).await?;
+        warnings.extend(table.warnings.iter().map(|w| format!("table \"{}\": {w}", table.name)));
+        work.push(TableWork { table, partitions });
+    }
+    let header = format!(
+        "Plan: {} {} → PostgreSQL {} (schema \"{}\", {} mode)",
+        s.source.kind(),
+        s.source.location(),
+        s.target.display(),
+        args.layout.target_schema,
+        match args.layout.mode {
+            pipeline::Mode::Jsonb => "jsonb",
+            pipeline::Mode::Native => "native",
+        }
+    );
+    if !ui.json && !ui.quiet {
+        view::print_plan(&header, &work, &warnings);
+    }
+    if args.dry_run {
+        if ui.json {
+            let tables: Vec<_> = work
+                .iter()
+                .map(|w| {
+                    serde_json::json!({
+                        "table": w.table.name,
+                        "rows": w.table.rows,
+                        "bytes": w.table.bytes,
+                        "partitions": w.partitions,
+                        "warnings": w.table.warnings,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({"ok": true, "dry_run": true, "tables": tables}));
+        }
+        return Ok(0);
+    }
+    if work.is_empty() {
+        anyhow::bail!(pipeline::Error::config(format!(
+            "nothing to copy: no tables selected in source {}",
+            s.source.location()
+        )));
+    }
+    if !args.yes && view::interactive(ui) && !view::confirm("Proceed?") {
+        eprintln!("cancelled: nothing was written");
+        return Ok(EXIT_USAGE);
+    }
+
+    let sink = Arc::new(PgSink::new(
+        s.target.clone(),
+        PgSinkOptions {
+            mode: args.layout.mode,
+            schema: args.layout.target_schema.clone(),
+            drop_existing: args.drop_existing,
+            source_type: s.source.kind().to_string(),
+        },
+    ));
+    let tables: Vec<_> = work.iter().map(|w| w.table.clone()).collect();
+    sink.prepare(&tables).await?;
+
+    let progress = Arc::new(Progress::new(work.iter().map(|w| {
+        (w.table.name.clone(), w.partitions.iter().map(|p| p.estimated_rows).sum())
+    })));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.store(true, Ordering::SeqCst);
+        }
+    });
+    let opts = RunOptions {
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        cancel,
+    };
+    let started = Instant::now();
+    let view = view::ProgressView::start(progress.clone(), ui);
+    let handle = tokio::runtime::Handle::current();
+    let (source, run_sink, run_progress) = (s.source.clone(), sink.clone(), progress.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        pipeline::copy_tables(&handle, source, run_sink, work, run_progress, &opts)
+    })
+    .await?;
+    drop(view);
+    let outcomes = outcome?;
+    let seconds = started.elapsed().as_secs_f64();
+    warnings.extend(sink.warnings());
+    if ui.json {
+        let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
+        println!(
+            "{}",
+            serde_json::json!({
+                "ok": true,
+                "source": {"kind": s.source.kind(), "location": s.source.location()},
+                "target": s.target.display(),
+                "schema": args.layout.target_schema,
+                "mode": args.layout.mode,
+                "rows": rows,
+                "seconds": seconds,
+                "tables": outcomes,
+                "warnings": warnings,
+            })
+        );
+    } else if !ui.quiet {
+        view::print_summary(&outcomes, seconds, &warnings);
+    }
+    Ok(0)
+}

@@ -1,0 +1,117 @@
+//! One module per command; `main` runs the chosen one and turns its error into an exit code.
+
+mod demo;
+mod init;
+mod validate;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use pipeline::ErrorKind;
+
+/// Exit code for invalid arguments or configuration.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code when the target already holds what the command would overwrite.
+pub const EXIT_CONFLICT: i32 = 3;
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_CANCELLED: i32 = 130;
+/// Exit code for a command that is not implemented yet.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 4;
+/// Exit code when `verify` or `validate` find a difference or a failed check.
+pub const EXIT_CHECK_FAILED: i32 = 5;
+
+/// Run the command line; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let json = cli.json;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(args) => init::run(args, &cli.ui()).await,
+            Command::Validate(args) => validate::run(args, &cli.ui()).await,
+            Command::Verify(args) => verify::run(args, &cli.ui()).await,
+            Command::Demo(args) => demo::run(args, &cli.ui()).await,
+            Command::Connectors => {
+                for f in crate::connectors::registry().factories() {
+                    println!("{:<10} {}", f.name(), f.forms().join(", "));
+                }
+                Ok(0)
+            }
+            Command::Sync(_) | Command::Status(_) => {
+                eprintln!(
+                    "error: this command is not implemented yet; so far seren-replicator \
+                     provides init, validate, verify, demo and connectors"
+                );
+                Ok(EXIT_NOT_IMPLEMENTED)
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(code) => code,
+        Err(e) => report(&e, json),
+    }
+}
+
+/// Print an error (never a panic or debug dump) and pick the exit code.
+fn report(e: &anyhow::Error, json: bool) -> i32 {
+    let kind = e.downcast_ref::<pipeline::Error>().map(|p| p.kind());
+    let code = match kind {
+        Some(ErrorKind::Config) => EXIT_USAGE,
+        Some(ErrorKind::Conflict) => EXIT_CONFLICT,
+        Some(ErrorKind::Cancelled) => EXIT_CANCELLED,
+        _ => 1,
+    };
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !message.contains(&c) {
+            message.push_str(": ");
+            message.push_str(&c);
+        }
+    }
+    if json {
+        let v = serde_json::json!({"ok": false, "error": {"kind": kind, "message": message}});
+        println!("{v}");
+    } else {
+        eprintln!("error: {message}");
+    }
+    code
+}
+
+/// Output settings every command receives.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// JSON on stdout instead of text.
+    pub json: bool,
+    /// Only errors.
+    pub quiet: bool,
+}
+
+impl Cli {
+    fn ui(&self) -> Ui {
+        Ui { json: self.json, quiet: self.quiet }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEREN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.json {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
+}

@@ -1,0 +1,122 @@
+//! What `init`, `validate` and `verify` share: opening the source and target, and resolving the
+//! table selection against the source catalog.
+
+use crate::cli::{Endpoints, Layout, Selection};
+use anyhow::{Context, Result};
+use pipeline::{Error, Side, Source, SourceOptions, TableInfo};
+use seren_postgres::PgTarget;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The opened source and the parsed target.
+pub struct Session {
+    /// The source connector instance.
+    pub source: Arc<dyn Source>,
+    /// The target PostgreSQL connection settings.
+    pub target: PgTarget,
+}
+
+/// Open the source through the registry and parse the target (no connection to it yet).
+pub async fn open(endpoints: &Endpoints, options: SourceOptions) -> Result<Session> {
+    let registry = crate::connectors::registry();
+    let shown = seren_postgres::redact_conninfo(&endpoints.source);
+    let factory = registry.find(&endpoints.source, &shown)?;
+    let source = factory.open(&endpoints.source, &options).await?;
+    let mut conninfo = endpoints.target.clone();
+    if let Some(file) = &endpoints.password_file {
+        let pw = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the password file {}", file.display()))?;
+        let pw = pw.lines().next().unwrap_or_default();
+        conninfo = with_password(&conninfo, pw);
+    }
+    let target = PgTarget::parse(&conninfo, Side::Target)?;
+    Ok(Session { source, target })
+}
+
+/// `conninfo` with `password` added, in the string's own syntax: a percent-encoded URL
+/// parameter, or a quoted `key=value` pair.
+fn with_password(conninfo: &str, password: &str) -> String {
+    if conninfo.contains("://") {
+        let mut encoded = String::new();
+        for b in password.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                encoded.push(b as char);
+            } else {
+                encoded.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let sep = if conninfo.contains('?') { '&' } else { '?' };
+        format!("{conninfo}{sep}password={encoded}")
+    } else {
+        let quoted = password.replace('\\', "\\\\").replace('\'', "\\'");
+        format!("{conninfo} password='{quoted}'")
+    }
+}
+
+/// Source options from the layout flags.
+pub fn source_options(layout: &Layout) -> SourceOptions {
+    SourceOptions {
+        mode: layout.mode,
+        on_type_mismatch: layout.on_type_mismatch,
+        ..SourceOptions::default()
+    }
+}
+
+/// The selected tables, described, with their row filters. Unknown names are an error that
+/// lists what the source has.
+pub async fn select(
+    source: &dyn Source,
+    selection: &Selection,
+) -> Result<Vec<(TableInfo, Option<String>)>> {
+    let all = source.list_tables().await?;
+    let known = |name: &str, flag: &str| -> Result<()> {
+        if all.iter().any(|t| t == name) {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "{flag}: table \"{name}\" does not exist in source {}; its tables are: {}",
+            source.location(),
+            if all.is_empty() { "(none)".to_string() } else { all.join(", ") }
+        ))
+        .into())
+    };
+    for t in &selection.include_tables {
+        known(t, "--include-tables")?;
+    }
+    for t in &selection.exclude_tables {
+        known(t, "--exclude-tables")?;
+    }
+    let mut filters = BTreeMap::new();
+    for f in &selection.table_filters {
+        let (table, predicate) = f.split_once(':').ok_or_else(|| {
+            Error::config(format!(
+                "--table-filter `{f}` must be TABLE:PREDICATE, e.g. \"orders:created_at > '2024-01-01'\""
+            ))
+        })?;
+        known(table, "--table-filter")?;
+        filters.insert(table.to_string(), predicate.to_string());
+    }
+    let mut out = Vec::new();
+    for name in all {
+        let included = selection.include_tables.is_empty() || selection.include_tables.contains(&name);
+        if !included || selection.exclude_tables.contains(&name) {
+            continue;
+        }
+        let info = source.describe(&name).await?;
+        let filter = filters.remove(&name);
+        out.push((info, filter));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_password;
+
+    #[test]
+    fn password_is_added_in_the_strings_own_syntax() {
+        assert_eq!(with_password("postgresql://u@h/db", "a b:c"), "postgresql://u@h/db?password=a%20b%3Ac");
+        assert_eq!(with_password("postgresql://u@h/db?x=1", "p"), "postgresql://u@h/db?x=1&password=p");
+        assert_eq!(with_password("host=h", "it's\\"), "host=h password='it\\'s\\\\'");
+    }
+}

@@ -1,0 +1,174 @@
+//! What the user sees: the plan, a live progress bar on a terminal, and the final summary.
+
+use crate::commands::Ui;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipeline::{Progress, TableOutcome, TableState, TableWork};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Rows per second assumed for the plan's time estimate before anything is measured: the
+/// SQLite → PostgreSQL JSONB rate recorded in bench/RESULTS.md on a 2-core machine, rounded down.
+pub const ESTIMATE_ROWS_PER_SEC: f64 = 300_000.0;
+
+/// `12.3 MB`-style sizes.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+}
+
+/// `1,234,567`-style counts.
+pub fn human_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Print the plan as a table (text mode only).
+pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String]) {
+    println!("{header}");
+    let width = work.iter().map(|w| w.table.name.chars().count()).max().unwrap_or(5).max(5);
+    println!("  {:<width$}  {:>12}  {:>10}  {:>10}", "table", "rows", "size", "partitions");
+    for w in work {
+        println!(
+            "  {:<width$}  {:>12}  {:>10}  {:>10}",
+            w.table.name,
+            human_count(w.partitions.iter().map(|p| p.estimated_rows).sum()),
+            human_bytes(w.table.bytes),
+            w.partitions.len()
+        );
+    }
+    let rows: u64 = work.iter().flat_map(|w| &w.partitions).map(|p| p.estimated_rows).sum();
+    let bytes: u64 = work.iter().map(|w| w.table.bytes).sum();
+    let secs = (rows as f64 / ESTIMATE_ROWS_PER_SEC).ceil() as u64;
+    println!(
+        "  total: {} tables, {} rows, {}; estimated time ~{}s",
+        work.len(),
+        human_count(rows),
+        human_bytes(bytes),
+        secs.max(1)
+    );
+    for w in warnings {
+        println!("  warning: {w}");
+    }
+}
+
+/// Ask `question` on the terminal; true only for an explicit yes.
+pub fn confirm(question: &str) -> bool {
+    use std::io::Write;
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Whether to ask before writing: only when a person is at a terminal.
+pub fn interactive(ui: &Ui) -> bool {
+    !ui.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// A live progress bar on stderr while the copy runs (terminal only); stops when dropped.
+pub struct ProgressView {
+    bar: Option<ProgressBar>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProgressView {
+    /// Start drawing `progress` if stderr is a terminal and output is for people.
+    pub fn start(progress: Arc<Progress>, ui: &Ui) -> ProgressView {
+        if ui.json || ui.quiet || !std::io::stderr().is_terminal() {
+            return ProgressView { bar: None, task: None };
+        }
+        let total = progress.snapshot().rows_expected;
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {human_pos}/{human_len} rows  {msg}  {per_sec}  ETA {eta}",
+            )
+            .expect("valid template"),
+        );
+        let b = bar.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let s = progress.snapshot();
+                b.set_position(s.rows);
+                let active: Vec<&str> = progress
+                    .tables
+                    .iter()
+                    .filter(|t| matches!(t.state(), TableState::Copying | TableState::Finishing))
+                    .map(|t| t.name.as_str())
+                    .take(3)
+                    .collect();
+                b.set_message(format!("{}  [{}]", human_bytes(s.bytes), active.join(", ")));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        ProgressView { bar: Some(bar), task: Some(task) }
+    }
+}
+
+impl Drop for ProgressView {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Print the per-table summary (text mode).
+pub fn print_summary(outcomes: &[TableOutcome], seconds: f64, warnings: &[String]) {
+    let width = outcomes.iter().map(|o| o.table.chars().count()).max().unwrap_or(5).max(5);
+    println!("  {:<width$}  {:>12}  {:>10}  {:>8}", "table", "rows", "bytes", "seconds");
+    for o in outcomes {
+        println!(
+            "  {:<width$}  {:>12}  {:>10}  {:>8.2}",
+            o.table,
+            human_count(o.rows),
+            human_bytes(o.bytes),
+            o.seconds
+        );
+    }
+    let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
+    let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
+    println!(
+        "✓ copied {} rows ({}) in {:.2}s: {} rows/s",
+        human_count(rows),
+        human_bytes(bytes),
+        seconds,
+        human_count((rows as f64 / seconds.max(1e-3)) as u64)
+    );
+    for w in warnings {
+        println!("  warning: {w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanises_numbers() {
+        assert_eq!(human_count(1234567), "1,234,567");
+        assert_eq!(human_count(12), "12");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+    }
+}

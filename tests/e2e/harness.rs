@@ -1,0 +1,97 @@
+//! Throwaway servers for the end-to-end tests, started and stopped by the tests themselves.
+//!
+//! One PostgreSQL cluster per test binary (the product's own `ThrowawayPg`: initdb in a temp dir,
+//! a free port, `wal_level=logical`), started on first use and stopped by PID when the binary
+//! exits. Every test makes its own database with a random name, so tests share nothing.
+
+use seren_replicator::throwaway::ThrowawayPg;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+static SHARED: OnceLock<Mutex<Option<ThrowawayPg>>> = OnceLock::new();
+
+/// Port of the cluster shared by every test of this binary.
+pub fn pg_port() -> u16 {
+    let cell = SHARED.get_or_init(|| {
+        let pg = ThrowawayPg::start(&["fsync=off", "synchronous_commit=off", "full_page_writes=off"])
+            .expect("start throwaway PostgreSQL");
+        extern "C" fn stop_shared() {
+            if let Some(m) = SHARED.get() {
+                if let Some(pg) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    drop(pg);
+                }
+            }
+        }
+        unsafe { libc::atexit(stop_shared) };
+        Mutex::new(Some(pg))
+    });
+    cell.lock().unwrap().as_ref().unwrap().port
+}
+
+/// A TCP port nothing listens on (probed, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// URL of database `db` on the shared cluster.
+pub fn pg_url(db: &str) -> String {
+    format!("postgresql://postgres@127.0.0.1:{}/{db}", pg_port())
+}
+
+/// Run SQL through `psql` on the shared cluster; returns unaligned, tuples-only output.
+pub fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &pg_url(db), "-c", sql])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+}
+
+/// A fresh database with a random name on the shared cluster: (url, name).
+pub fn fresh_db() -> (String, String) {
+    let name = format!("t_{:016x}", rand::random::<u64>());
+    psql("postgres", &format!("CREATE DATABASE {name}"));
+    (pg_url(&name), name)
+}
+
+/// The binary under test, with no PostgreSQL environment leaking in from the machine.
+pub fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_seren-replicator"));
+    for var in ["PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSFILE", "RUST_LOG"] {
+        c.env_remove(var);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Run the CLI with `args`; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    output((cli().args(args).output()).unwrap())
+}
+
+/// Exit code, stdout and stderr of a finished command.
+pub fn output(out: Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run the CLI and assert it succeeded; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "command {args:?} failed\nstdout:\n{out}\nstderr:\n{err}");
+    out
+}
+
+/// A temp dir for source files, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("seren-test.").tempdir_in("/tmp").unwrap()
+}
