@@ -15,11 +15,13 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    fn below(&mut self, n: i64) -> i64 {
+        (self.next() % n as u64) as i64
     }
     fn word(&mut self, len: usize) -> String {
-        (0..len).map(|_| (b'a' + self.below(26) as u8) as char).collect()
+        (0..len)
+            .map(|_| (b'a' + self.below(26) as u8) as char)
+            .collect()
     }
 }
 
@@ -40,6 +42,7 @@ pub fn generate_demo(path: &Path, rows: u64) -> Result<()> {
          CREATE TABLE events (kind TEXT, payload TEXT, at TIMESTAMP);
          CREATE TABLE edge_cases (id INTEGER PRIMARY KEY, label TEXT, value);",
     )?;
+    let rows = rows as i64;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let tx = db.transaction()?;
     {
@@ -53,7 +56,14 @@ pub fn generate_demo(path: &Path, rows: u64) -> Result<()> {
                 name,
                 format!("user{id}@example.com"),
                 (rng.below(10_000_000) as f64) / 100.0 - 1000.0,
-                format!("2024-{:02}-{:02} {:02}:{:02}:{:02}", 1 + id % 12, 1 + id % 28, id % 24, id % 60, id % 59),
+                format!(
+                    "2024-{:02}-{:02} {:02}:{:02}:{:02}",
+                    1 + id % 12,
+                    1 + id % 28,
+                    id % 24,
+                    id % 60,
+                    id % 59
+                ),
                 (id % 3 != 0) as i64,
                 avatar,
             ])?;
@@ -70,14 +80,23 @@ pub fn generate_demo(path: &Path, rows: u64) -> Result<()> {
         }
         let mut st = tx.prepare("INSERT INTO \"Order Items\" VALUES (?1, ?2, ?3, ?4)")?;
         for i in 0..rows / 2 {
-            st.execute(params![1 + i / 3, i % 3, format!("SKU-{}", rng.word(5)), 1 + rng.below(9)])?;
+            st.execute(params![
+                1 + i / 3,
+                i % 3,
+                format!("SKU-{}", rng.word(5)),
+                1 + rng.below(9)
+            ])?;
         }
         let mut st = tx.prepare("INSERT INTO events VALUES (?1, ?2, ?3)")?;
         for i in 0..rows / 4 {
             let kind = ["login", "logout", "purchase", "refund"][(i % 4) as usize];
             st.execute(params![
                 kind,
-                format!("{{\"session\":{},\"ok\":{}}}", rng.below(1_000_000), i % 2 == 0),
+                format!(
+                    "{{\"session\":{},\"ok\":{}}}",
+                    rng.below(1_000_000),
+                    i % 2 == 0
+                ),
                 format!("2024-03-{:02}T{:02}:00:00", 1 + i % 28, i % 24),
             ])?;
         }
@@ -110,10 +129,12 @@ pub fn generate_wide(path: &Path, rows: u64) -> Result<()> {
          CREATE TABLE wide (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, c INTEGER, x REAL,
              y REAL, s TEXT, t TEXT, at DATETIME, bin BLOB);",
     )?;
+    let rows = rows as i64;
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let tx = db.transaction()?;
     {
-        let mut st = tx.prepare("INSERT INTO wide VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
+        let mut st =
+            tx.prepare("INSERT INTO wide VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?;
         for id in 1..=rows {
             st.execute(params![
                 id,
@@ -124,7 +145,15 @@ pub fn generate_wide(path: &Path, rows: u64) -> Result<()> {
                 (rng.below(1_000_000) as f64) / 7.0,
                 rng.word(12),
                 format!("{} {}", rng.word(8), rng.word(16)),
-                format!("2024-{:02}-{:02} {:02}:{:02}:{:02}.{:06}", 1 + id % 12, 1 + id % 28, id % 24, id % 60, id % 59, id % 1_000_000),
+                format!(
+                    "2024-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+                    1 + id % 12,
+                    1 + id % 28,
+                    id % 24,
+                    id % 60,
+                    id % 59,
+                    id % 1_000_000
+                ),
                 rng.next().to_be_bytes().to_vec(),
             ])?;
         }

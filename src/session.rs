@@ -76,7 +76,11 @@ pub async fn select(
         Err(Error::config(format!(
             "{flag}: table \"{name}\" does not exist in source {}; its tables are: {}",
             source.location(),
-            if all.is_empty() { "(none)".to_string() } else { all.join(", ") }
+            if all.is_empty() {
+                "(none)".to_string()
+            } else {
+                all.join(", ")
+            }
         ))
         .into())
     };
@@ -98,7 +102,8 @@ pub async fn select(
     }
     let mut out = Vec::new();
     for name in all {
-        let included = selection.include_tables.is_empty() || selection.include_tables.contains(&name);
+        let included =
+            selection.include_tables.is_empty() || selection.include_tables.contains(&name);
         if !included || selection.exclude_tables.contains(&name) {
             continue;
         }
@@ -115,8 +120,17 @@ mod tests {
 
     #[test]
     fn password_is_added_in_the_strings_own_syntax() {
-        assert_eq!(with_password("postgresql://u@h/db", "a b:c"), "postgresql://u@h/db?password=a%20b%3Ac");
-        assert_eq!(with_password("postgresql://u@h/db?x=1", "p"), "postgresql://u@h/db?x=1&password=p");
-        assert_eq!(with_password("host=h", "it's\\"), "host=h password='it\\'s\\\\'");
+        assert_eq!(
+            with_password("postgresql://u@h/db", "a b:c"),
+            "postgresql://u@h/db?password=a%20b%3Ac"
+        );
+        assert_eq!(
+            with_password("postgresql://u@h/db?x=1", "p"),
+            "postgresql://u@h/db?x=1&password=p"
+        );
+        assert_eq!(
+            with_password("host=h", "it's\\"),
+            "host=h password='it\\'s\\\\'"
+        );
     }
 }

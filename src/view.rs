@@ -20,7 +20,11 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
 }
 
 /// `1,234,567`-style counts.
@@ -39,8 +43,16 @@ pub fn human_count(n: u64) -> String {
 /// Print the plan as a table (text mode only).
 pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String]) {
     println!("{header}");
-    let width = work.iter().map(|w| w.table.name.chars().count()).max().unwrap_or(5).max(5);
-    println!("  {:<width$}  {:>12}  {:>10}  {:>10}", "table", "rows", "size", "partitions");
+    let width = work
+        .iter()
+        .map(|w| w.table.name.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "  {:<width$}  {:>12}  {:>10}  {:>10}",
+        "table", "rows", "size", "partitions"
+    );
     for w in work {
         println!(
             "  {:<width$}  {:>12}  {:>10}  {:>10}",
@@ -50,7 +62,11 @@ pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String]) {
             w.partitions.len()
         );
     }
-    let rows: u64 = work.iter().flat_map(|w| &w.partitions).map(|p| p.estimated_rows).sum();
+    let rows: u64 = work
+        .iter()
+        .flat_map(|w| &w.partitions)
+        .map(|p| p.estimated_rows)
+        .sum();
     let bytes: u64 = work.iter().map(|w| w.table.bytes).sum();
     let secs = (rows as f64 / ESTIMATE_ROWS_PER_SEC).ceil() as u64;
     println!(
@@ -92,7 +108,10 @@ impl ProgressView {
     /// Start drawing `progress` if stderr is a terminal and output is for people.
     pub fn start(progress: Arc<Progress>, ui: &Ui) -> ProgressView {
         if ui.json || ui.quiet || !std::io::stderr().is_terminal() {
-            return ProgressView { bar: None, task: None };
+            return ProgressView {
+                bar: None,
+                task: None,
+            };
         }
         let total = progress.snapshot().rows_expected;
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -118,7 +137,10 @@ impl ProgressView {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        ProgressView { bar: Some(bar), task: Some(task) }
+        ProgressView {
+            bar: Some(bar),
+            task: Some(task),
+        }
     }
 }
 
@@ -135,8 +157,16 @@ impl Drop for ProgressView {
 
 /// Print the per-table summary (text mode).
 pub fn print_summary(outcomes: &[TableOutcome], seconds: f64, warnings: &[String]) {
-    let width = outcomes.iter().map(|o| o.table.chars().count()).max().unwrap_or(5).max(5);
-    println!("  {:<width$}  {:>12}  {:>10}  {:>8}", "table", "rows", "bytes", "seconds");
+    let width = outcomes
+        .iter()
+        .map(|o| o.table.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "  {:<width$}  {:>12}  {:>10}  {:>8}",
+        "table", "rows", "bytes", "seconds"
+    );
     for o in outcomes {
         println!(
             "  {:<width$}  {:>12}  {:>10}  {:>8.2}",

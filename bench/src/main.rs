@@ -21,7 +21,10 @@ struct Measure {
 /// Run `cmd` to completion; wall time and the child's peak RSS (from wait4).
 fn measure(name: &str, shown: &str, cmd: &mut Command) -> Result<Measure> {
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).spawn().with_context(|| format!("starting {name}"))?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
@@ -44,14 +47,24 @@ fn our_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("binary dir")?.join("seren-replicator");
     if !p.exists() {
-        bail!("{} not found: run `cargo build --release` first", p.display());
+        bail!(
+            "{} not found: run `cargo build --release` first",
+            p.display()
+        );
     }
     Ok(p)
 }
 
 fn createdb(pg: &ThrowawayPg, name: &str) -> Result<String> {
     let ok = Command::new("psql")
-        .args(["-X", "-q", "-d", &pg.url("postgres"), "-c", &format!("CREATE DATABASE {name}")])
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &pg.url("postgres"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
         .status()?
         .success();
     if !ok {
@@ -61,12 +74,22 @@ fn createdb(pg: &ThrowawayPg, name: &str) -> Result<String> {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn main() -> Result<()> {
-    let rows: u64 = std::env::args().nth(1).map(|r| r.parse()).transpose()?.unwrap_or(1_000_000);
-    let dir = tempfile::Builder::new().prefix("seren-bench.").tempdir_in("/tmp")?;
+    let rows: u64 = std::env::args()
+        .nth(1)
+        .map(|r| r.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let dir = tempfile::Builder::new()
+        .prefix("seren-bench.")
+        .tempdir_in("/tmp")?;
     let db = dir.path().join("wide.db");
     eprintln!("generating {rows} rows × 10 columns …");
     seren_replicator::sample::generate_wide(&db, rows)?;
@@ -78,17 +101,27 @@ fn main() -> Result<()> {
     let src = db.display().to_string();
     for mode in ["native", "jsonb"] {
         let url = createdb(&pg, &format!("ours_{mode}"))?;
-        let shown = format!("seren-replicator init --source wide.db --target {url} --mode {mode} -y -q");
+        let shown =
+            format!("seren-replicator init --source wide.db --target {url} --mode {mode} -y -q");
         results.push(measure(
             &format!("seren-replicator {mode}"),
             &shown,
-            Command::new(&bin).args(["init", "--source", &src, "--target", &url, "--mode", mode, "-y", "-q"]),
+            Command::new(&bin).args([
+                "init", "--source", &src, "--target", &url, "--mode", mode, "-y", "-q",
+            ]),
         )?);
     }
     if have("pgloader") {
         let url = createdb(&pg, "pgloader")?;
         let shown = format!("pgloader sqlite:///wide.db {url}");
-        results.push(measure("pgloader", &shown, Command::new("pgloader").arg(format!("sqlite://{src}")).arg(&url).stderr(Stdio::null()))?);
+        results.push(measure(
+            "pgloader",
+            &shown,
+            Command::new("pgloader")
+                .arg(format!("sqlite://{src}"))
+                .arg(&url)
+                .stderr(Stdio::null()),
+        )?);
     } else {
         eprintln!("pgloader not installed (apt-get install pgloader): skipped");
     }
@@ -100,11 +133,18 @@ fn main() -> Result<()> {
             "sqlite3 -csv {} \"SELECT id,a,b,c,x,y,s,t,at,'\\x'||hex(bin) FROM wide\" | psql -X -q -d '{url}' -c \"COPY wide FROM STDIN (FORMAT csv)\"",
             shell_quote(&db)
         );
-        results.push(measure("raw sqlite3 | COPY (no indexes)", &pipe.replace(&src, "wide.db"), Command::new("sh").args(["-c", &pipe]))?);
+        results.push(measure(
+            "raw sqlite3 | COPY (no indexes)",
+            &pipe.replace(&src, "wide.db"),
+            Command::new("sh").args(["-c", &pipe]),
+        )?);
     }
     println!("| method | seconds | rows/s | MB/s (source file) | peak RSS MB | vs pgloader |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let pgloader = results.iter().find(|m| m.name == "pgloader").map(|m| m.seconds);
+    let pgloader = results
+        .iter()
+        .find(|m| m.name == "pgloader")
+        .map(|m| m.seconds);
     for m in &results {
         println!(
             "| {} | {:.2} | {:.0} | {:.1} | {:.0} | {} |",
@@ -122,10 +162,15 @@ fn main() -> Result<()> {
     }
     let report: Vec<_> = results
         .iter()
-        .map(|m| serde_json::json!({"method": m.name, "command": m.command, "seconds": m.seconds,
-            "rows_per_sec": rows as f64 / m.seconds, "peak_rss_mb": m.peak_rss_mb}))
+        .map(|m| {
+            serde_json::json!({"method": m.name, "command": m.command, "seconds": m.seconds,
+            "rows_per_sec": rows as f64 / m.seconds, "peak_rss_mb": m.peak_rss_mb})
+        })
         .collect();
-    eprintln!("{}", serde_json::json!({"rows": rows, "source_mb": file_mb, "results": report}));
+    eprintln!(
+        "{}",
+        serde_json::json!({"rows": rows, "source_mb": file_mb, "results": report})
+    );
     Ok(())
 }
 

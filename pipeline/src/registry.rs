@@ -44,15 +44,17 @@ impl Registry {
     /// The connector for `location`, or a config error listing the accepted forms.
     /// `location` must already be redacted of secrets if it is to appear in the message.
     pub fn find(&self, location: &str, shown_as: &str) -> Result<&dyn SourceFactory> {
-        self.factories().find(|f| f.accepts(location)).ok_or_else(|| {
-            let forms: Vec<String> = self
-                .factories()
-                .map(|f| format!("{} ({})", f.name(), f.forms().join(", ")))
-                .collect();
-            Error::config(format!(
-                "no connector accepts source `{shown_as}`; supported sources: {}",
-                forms.join("; ")
-            ))
-        })
+        self.factories()
+            .find(|f| f.accepts(location))
+            .ok_or_else(|| {
+                let forms: Vec<String> = self
+                    .factories()
+                    .map(|f| format!("{} ({})", f.name(), f.forms().join(", ")))
+                    .collect();
+                Error::config(format!(
+                    "no connector accepts source `{shown_as}`; supported sources: {}",
+                    forms.join("; ")
+                ))
+            })
     }
 }

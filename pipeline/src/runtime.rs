@@ -99,7 +99,9 @@ pub fn copy_tables(
     order.sort_by_key(|(r, _)| std::cmp::Reverse(r.work.table.rows));
     let (queue_tx, queue_rx) = crossbeam_channel::bounded(order.len().max(1));
     for item in order {
-        queue_tx.send(item).expect("queue sized to hold every partition");
+        queue_tx
+            .send(item)
+            .expect("queue sized to hold every partition");
     }
     drop(queue_tx);
 
@@ -107,7 +109,11 @@ pub fn copy_tables(
     let fail = |e: Error| {
         opts.cancel.store(true, Ordering::SeqCst);
         let mut slot = failure.lock().unwrap();
-        if slot.is_none() || slot.as_ref().is_some_and(|f| f.kind() == ErrorKind::Cancelled) {
+        if slot.is_none()
+            || slot
+                .as_ref()
+                .is_some_and(|f| f.kind() == ErrorKind::Cancelled)
+        {
             *slot = Some(e);
         }
     };

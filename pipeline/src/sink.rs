@@ -51,8 +51,11 @@ pub trait Sink: Send + Sync {
     /// The encoder for one table's batches.
     fn encoder(&self, table: &TableInfo) -> Result<Arc<dyn BatchEncoder>>;
     /// A writer for one partition.
-    async fn writer(&self, table: &TableInfo, partition: &Partition)
-        -> Result<Box<dyn PartitionWriter>>;
+    async fn writer(
+        &self,
+        table: &TableInfo,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>>;
     /// Make a fully copied table final: build its indexes and constraints, put it in place.
     async fn finish_table(&self, table: &TableInfo) -> Result<()>;
     /// Work that needs every table in place (foreign keys between tables).

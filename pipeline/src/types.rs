@@ -21,6 +21,11 @@
 //!
 //! A Utf8 field whose metadata says `seren.pg_type = numeric` holds exact decimal strings and is
 //! written as `numeric`; `seren.pg_type = jsonb` (or the `arrow.json` extension) holds JSON text.
+//!
+//! Dates and times: `Date32` values `i32::MAX` / `i32::MIN` and `Timestamp` values `i64::MAX` /
+//! `i64::MIN` (any unit) stand for PostgreSQL's `infinity` / `-infinity`; nanoseconds are
+//! rounded half to even to PostgreSQL's microseconds; other values outside PostgreSQL's range are
+//! conversion errors naming the table, column and row.
 
 use arrow_schema::{DataType, Field, TimeUnit};
 

@@ -20,7 +20,10 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             println!("{s}");
         }
     };
-    say(&format!("Generating a sample SQLite database ({} orders) …", args.rows));
+    say(&format!(
+        "Generating a sample SQLite database ({} orders) …",
+        args.rows
+    ));
     let (path, rows) = (db_path.clone(), args.rows);
     tokio::task::spawn_blocking(move || crate::sample::generate_demo(&path, rows)).await??;
 
@@ -30,12 +33,21 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             say("Starting a throwaway PostgreSQL …");
             let pg = tokio::task::spawn_blocking(|| ThrowawayPg::start(&[])).await??;
             let url = pg.url("seren_demo");
-            let admin = PgTarget::parse(&pg.url("postgres"), Side::Target)?.connect().await?;
-            admin.batch_execute("CREATE DATABASE seren_demo").await.context("creating the demo database")?;
+            let admin = PgTarget::parse(&pg.url("postgres"), Side::Target)?
+                .connect()
+                .await?;
+            admin
+                .batch_execute("CREATE DATABASE seren_demo")
+                .await
+                .context("creating the demo database")?;
             (Some(pg), url)
         }
     };
-    let endpoints = Endpoints { source: db_path.display().to_string(), target: target.clone(), password_file: None };
+    let endpoints = Endpoints {
+        source: db_path.display().to_string(),
+        target: target.clone(),
+        password_file: None,
+    };
     let layout = Layout {
         mode: args.mode,
         target_schema: "public".into(),
@@ -60,7 +72,15 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
         return Ok(code);
     }
     say("\nVerifying (row counts and content digests) …");
-    let code = super::verify::run(VerifyArgs { endpoints, selection: Selection::default(), layout }, ui).await?;
+    let code = super::verify::run(
+        VerifyArgs {
+            endpoints,
+            selection: Selection::default(),
+            layout,
+        },
+        ui,
+    )
+    .await?;
     if code != 0 {
         return Ok(code);
     }

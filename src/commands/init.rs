@@ -23,7 +23,12 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     let mut warnings = Vec::new();
     for (table, filter) in selected {
         let partitions = s.source.plan(&table, filter.as_deref()).await?;
-        warnings.extend(table.warnings.iter().map(|w| format!("table \"{}\": {w}", table.name)));
+        warnings.extend(
+            table
+                .warnings
+                .iter()
+                .map(|w| format!("table \"{}\": {w}", table.name)),
+        );
         work.push(TableWork { table, partitions });
     }
     let header = format!(
@@ -54,7 +59,10 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::json!({"ok": true, "dry_run": true, "tables": tables}));
+            println!(
+                "{}",
+                serde_json::json!({"ok": true, "dry_run": true, "tables": tables})
+            );
         }
         return Ok(0);
     }
@@ -82,7 +90,10 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     sink.prepare(&tables).await?;
 
     let progress = Arc::new(Progress::new(work.iter().map(|w| {
-        (w.table.name.clone(), w.partitions.iter().map(|p| p.estimated_rows).sum())
+        (
+            w.table.name.clone(),
+            w.partitions.iter().map(|p| p.estimated_rows).sum(),
+        )
     })));
     let cancel = Arc::new(AtomicBool::new(false));
     let on_ctrl_c = cancel.clone();
@@ -92,7 +103,9 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
     });
     let opts = RunOptions {
-        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         cancel,
     };
     let started = Instant::now();

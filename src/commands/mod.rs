@@ -22,7 +22,10 @@ pub const EXIT_CHECK_FAILED: i32 = 5;
 /// Run the command line; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -30,12 +33,13 @@ pub fn main(cli: Cli) -> i32 {
         }
     };
     let json = cli.json;
+    let ui = cli.ui();
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Init(args) => init::run(args, &cli.ui()).await,
-            Command::Validate(args) => validate::run(args, &cli.ui()).await,
-            Command::Verify(args) => verify::run(args, &cli.ui()).await,
-            Command::Demo(args) => demo::run(args, &cli.ui()).await,
+            Command::Init(args) => init::run(args, &ui).await,
+            Command::Validate(args) => validate::run(args, &ui).await,
+            Command::Verify(args) => verify::run(args, &ui).await,
+            Command::Demo(args) => demo::run(args, &ui).await,
             Command::Connectors => {
                 for f in crate::connectors::registry().factories() {
                     println!("{:<10} {}", f.name(), f.forms().join(", "));
@@ -95,7 +99,10 @@ pub struct Ui {
 
 impl Cli {
     fn ui(&self) -> Ui {
-        Ui { json: self.json, quiet: self.quiet }
+        Ui {
+            json: self.json,
+            quiet: self.quiet,
+        }
     }
 }
 
@@ -108,7 +115,9 @@ fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEREN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.json {
         builder.json().init();
     } else {

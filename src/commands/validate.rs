@@ -4,8 +4,8 @@ use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::ValidateArgs;
 use crate::session;
 use anyhow::Result;
-use seren_postgres::ddl::{qualified, quote_ident};
 use serde::Serialize;
+use seren_postgres::ddl::{qualified, quote_ident};
 
 #[derive(Serialize)]
 struct Check {
@@ -21,12 +21,19 @@ pub async fn run(args: ValidateArgs, ui: &Ui) -> Result<i32> {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        checks.push(Check { check: check.into(), ok, detail });
+        checks.push(Check {
+            check: check.into(),
+            ok,
+            detail,
+        });
         ok
     };
     let s = match session::open(&args.endpoints, session::source_options(&args.layout)).await {
         Ok(s) => {
-            push("source readable", Ok(format!("{} {}", s.source.kind(), s.source.location())));
+            push(
+                "source readable",
+                Ok(format!("{} {}", s.source.kind(), s.source.location())),
+            );
             Some(s)
         }
         Err(e) => {
@@ -40,7 +47,10 @@ pub async fn run(args: ValidateArgs, ui: &Ui) -> Result<i32> {
                 push("tables selected", Ok(format!("{} table(s)", tables.len())));
                 for (t, _) in tables {
                     for w in t.warnings {
-                        push(&format!("table \"{}\"", t.name), Ok(format!("warning: {w}")));
+                        push(
+                            &format!("table \"{}\"", t.name),
+                            Ok(format!("warning: {w}")),
+                        );
                     }
                 }
             }
@@ -56,15 +66,21 @@ pub async fn run(args: ValidateArgs, ui: &Ui) -> Result<i32> {
                     .await
                     .map(|r| r.get::<_, i32>(0));
                 match version {
-                    Ok(v) if v >= 120000 => push("target version", Ok(format!("PostgreSQL {}", v / 10000))),
+                    Ok(v) if v >= 120000 => {
+                        push("target version", Ok(format!("PostgreSQL {}", v / 10000)))
+                    }
                     Ok(v) => push(
                         "target version",
-                        Err(format!("PostgreSQL {} is too old: version 12 or later is required", v / 10000)),
+                        Err(format!(
+                            "PostgreSQL {} is too old: version 12 or later is required",
+                            v / 10000
+                        )),
                     ),
                     Err(e) => push("target version", Err(e.to_string())),
                 };
                 let schema = &args.layout.target_schema;
-                let create_schema = match seren_postgres::sink::schema_exists(&client, schema).await {
+                let create_schema = match seren_postgres::sink::schema_exists(&client, schema).await
+                {
                     Ok(true) => String::new(),
                     _ => format!("CREATE SCHEMA {};", quote_ident(schema)),
                 };

@@ -21,11 +21,18 @@ pub async fn run(args: VerifyArgs, ui: &Ui) -> Result<i32> {
         .await?;
         if !ui.json && !ui.quiet {
             if check.matches {
-                println!("✓ {}: {} rows, digest {}", check.table, check.source_rows, check.source_digest);
+                println!(
+                    "✓ {}: {} rows, digest {}",
+                    check.table, check.source_rows, check.source_digest
+                );
             } else {
                 println!(
                     "✗ {}: source {} rows (digest {}), target {} rows (digest {})",
-                    check.table, check.source_rows, check.source_digest, check.target_rows, check.target_digest
+                    check.table,
+                    check.source_rows,
+                    check.source_digest,
+                    check.target_rows,
+                    check.target_digest
                 );
             }
         }

@@ -13,8 +13,12 @@ static SHARED: OnceLock<Mutex<Option<ThrowawayPg>>> = OnceLock::new();
 /// Port of the cluster shared by every test of this binary.
 pub fn pg_port() -> u16 {
     let cell = SHARED.get_or_init(|| {
-        let pg = ThrowawayPg::start(&["fsync=off", "synchronous_commit=off", "full_page_writes=off"])
-            .expect("start throwaway PostgreSQL");
+        let pg = ThrowawayPg::start(&[
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ])
+        .expect("start throwaway PostgreSQL");
         extern "C" fn stop_shared() {
             if let Some(m) = SHARED.get() {
                 if let Some(pg) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -30,7 +34,11 @@ pub fn pg_port() -> u16 {
 
 /// A TCP port nothing listens on (probed, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// URL of database `db` on the shared cluster.
@@ -41,7 +49,18 @@ pub fn pg_url(db: &str) -> String {
 /// Run SQL through `psql` on the shared cluster; returns unaligned, tuples-only output.
 pub fn psql(db: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &pg_url(db), "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &pg_url(db),
+            "-c",
+            sql,
+        ])
         .env_remove("PGPASSWORD")
         .output()
         .unwrap();
@@ -50,7 +69,10 @@ pub fn psql(db: &str, sql: &str) -> String {
         "psql failed on {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 /// A fresh database with a random name on the shared cluster: (url, name).
@@ -63,7 +85,15 @@ pub fn fresh_db() -> (String, String) {
 /// The binary under test, with no PostgreSQL environment leaking in from the machine.
 pub fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_seren-replicator"));
-    for var in ["PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSFILE", "RUST_LOG"] {
+    for var in [
+        "PGPASSWORD",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSFILE",
+        "RUST_LOG",
+    ] {
         c.env_remove(var);
     }
     c.stdin(Stdio::null());
@@ -87,11 +117,17 @@ pub fn output(out: Output) -> (i32, String, String) {
 /// Run the CLI and assert it succeeded; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
     let (code, out, err) = run(args);
-    assert_eq!(code, 0, "command {args:?} failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "command {args:?} failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
     out
 }
 
 /// A temp dir for source files, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("seren-test.").tempdir_in("/tmp").unwrap()
+    tempfile::Builder::new()
+        .prefix("seren-test.")
+        .tempdir_in("/tmp")
+        .unwrap()
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `seren-replicator` binary against real, throwaway servers.
 
+mod copy_encoder;
 mod harness;
 mod sqlite_errors;
 mod sqlite_jsonb;

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 fn data(db: &str, table_sql: &str, id: &str) -> Value {
-    let out = psql(db, &format!("SELECT data::text FROM {table_sql} WHERE id = '{id}'"));
+    let out = psql(
+        db,
+        &format!("SELECT data::text FROM {table_sql} WHERE id = '{id}'"),
+    );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("row {id} of {table_sql}: {e}: {out:?}"))
 }
 
@@ -26,11 +29,24 @@ fn every_jsonb_tag_round_trips() {
     .unwrap();
     drop(c);
     let (url, db) = fresh_db();
-    run_ok(&["init", "--source", src.to_str().unwrap(), "--target", &url, "-y"]);
+    run_ok(&[
+        "init",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "-y",
+    ]);
     let v = |id: &str| data(&db, "t", id)["v"].clone();
     assert_eq!(v("1"), json!(42));
-    assert_eq!(psql(&db, "SELECT data->>'v' FROM t WHERE id = '2'"), "-9223372036854775808");
-    assert_eq!(psql(&db, "SELECT data->>'v' FROM t WHERE id = '3'"), "9223372036854775807");
+    assert_eq!(
+        psql(&db, "SELECT data->>'v' FROM t WHERE id = '2'"),
+        "-9223372036854775808"
+    );
+    assert_eq!(
+        psql(&db, "SELECT data->>'v' FROM t WHERE id = '3'"),
+        "9223372036854775807"
+    );
     assert_eq!(v("4"), json!(0.1));
     assert_eq!(v("5"), json!({"_type": "float", "value": "Infinity"}));
     assert_eq!(v("6"), json!({"_type": "float", "value": "-Infinity"}));
@@ -44,15 +60,42 @@ fn every_jsonb_tag_round_trips() {
     assert_eq!(v("13"), Value::Null);
     assert_eq!(v("14"), json!(""));
     assert_eq!(v("15"), json!({"_type": "blob", "data": ""}));
-    assert_eq!(psql(&db, "SELECT (data->>'v')::float8 = 1.5e300 FROM t WHERE id = '16'"), "t");
-    assert_eq!(psql(&db, "SELECT data->>'v' FROM t WHERE id = '17'"), "123456789.125");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT (data->>'v')::float8 = 1.5e300 FROM t WHERE id = '16'"
+        ),
+        "t"
+    );
+    assert_eq!(
+        psql(&db, "SELECT data->>'v' FROM t WHERE id = '17'"),
+        "123456789.125"
+    );
     // The spec's layout: every row tagged with its source, timestamped, keys indexed.
-    assert_eq!(psql(&db, "SELECT count(*) FROM t WHERE _source_type = 'sqlite' AND _migrated_at <= now()"), "17");
-    let indexes = psql(&db, "SELECT indexdef FROM pg_indexes WHERE tablename = 't' ORDER BY indexname");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM t WHERE _source_type = 'sqlite' AND _migrated_at <= now()"
+        ),
+        "17"
+    );
+    let indexes = psql(
+        &db,
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 't' ORDER BY indexname",
+    );
     assert!(indexes.contains("USING gin (data)"), "{indexes}");
     assert!(indexes.contains("(_migrated_at)"), "{indexes}");
-    assert!(indexes.contains("UNIQUE INDEX t_pkey ON public.t USING btree (id)"), "{indexes}");
-    let verify = run_ok(&["verify", "--source", src.to_str().unwrap(), "--target", &url]);
+    assert!(
+        indexes.contains("UNIQUE INDEX t_pkey ON public.t USING btree (id)"),
+        "{indexes}"
+    );
+    let verify = run_ok(&[
+        "verify",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+    ]);
     assert!(verify.contains("✓ all 1 tables match"), "{verify}");
 }
 
@@ -73,15 +116,31 @@ fn ids_from_keys_composite_keys_and_rowid() {
     .unwrap();
     drop(c);
     let (url, db) = fresh_db();
-    run_ok(&["init", "--source", src.to_str().unwrap(), "--target", &url, "-y"]);
-    assert_eq!(psql(&db, "SELECT string_agg(id, '|' ORDER BY id) FROM single"), "abc|x y");
+    run_ok(&[
+        "init",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "-y",
+    ]);
+    assert_eq!(
+        psql(&db, "SELECT string_agg(id, '|' ORDER BY id) FROM single"),
+        "abc|x y"
+    );
     assert_eq!(
         psql(&db, "SELECT string_agg(id, '|' ORDER BY id) FROM pair"),
         r#"[1,"a"]|[1,"b"]|[2,"a\"q"]"#
     );
-    assert_eq!(data(&db, "pair", r#"[2,"a\"q"]"#), json!({"a": 2, "b": "a\"q", "n": 12}));
+    assert_eq!(
+        data(&db, "pair", r#"[2,"a\"q"]"#),
+        json!({"a": 2, "b": "a\"q", "n": 12})
+    );
     // No key: the rowid identifies rows, and is not part of the data.
-    assert_eq!(psql(&db, "SELECT string_agg(id, '|' ORDER BY id) FROM nokey"), "1|2|3");
+    assert_eq!(
+        psql(&db, "SELECT string_agg(id, '|' ORDER BY id) FROM nokey"),
+        "1|2|3"
+    );
     assert_eq!(data(&db, "nokey", "3"), json!({"n": 6, "s": null}));
     assert_eq!(psql(&db, "SELECT count(*) FROM empty"), "0");
     assert_eq!(
@@ -105,13 +164,25 @@ fn awkward_identifiers_and_target_schema() {
     drop(c);
     let (url, db) = fresh_db();
     let source = format!("sqlite://{}", src.display());
-    run_ok(&["init", "--source", &source, "--target", &url, "--target-schema", "Target \"Schema\"", "-y"]);
+    run_ok(&[
+        "init",
+        "--source",
+        &source,
+        "--target",
+        &url,
+        "--target-schema",
+        "Target \"Schema\"",
+        "-y",
+    ]);
     assert_eq!(
         psql(&db, r#"SELECT data::text FROM "Target ""Schema"""."user""#),
         r#"{"order": "first", "Mixed Case": 7}"#
     );
     assert_eq!(
-        psql(&db, r#"SELECT id || ' ' || (data->>'select') FROM "Target ""Schema"""."We""ird Tablé 🚀""#),
+        psql(
+            &db,
+            r#"SELECT id || ' ' || (data->>'select') FROM "Target ""Schema"""."We""ird Tablé 🚀""#
+        ),
         "k 2.5"
     );
 }

@@ -35,8 +35,20 @@ fn native_mode_maps_affinities_and_rebuilds_constraints() {
     .unwrap();
     drop(c);
     let (url, db) = fresh_db();
-    let out = run_ok(&["init", "--source", src.to_str().unwrap(), "--target", &url, "--mode", "native", "-y"]);
-    assert!(out.contains("loose_date"), "the widened date column is reported: {out}");
+    let out = run_ok(&[
+        "init",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "--mode",
+        "native",
+        "-y",
+    ]);
+    assert!(
+        out.contains("loose_date"),
+        "the widened date column is reported: {out}"
+    );
     assert_eq!(
         column_types(&db, "t"),
         "id bigint NO, i bigint YES, r double precision YES, s text YES, b bytea YES, \
@@ -49,10 +61,19 @@ fn native_mode_maps_affinities_and_rebuilds_constraints() {
         "9223372036854775807|0.1|héllo|deadbeef|1234567890123456789|19.99|t|2024-02-29|2024-01-02 03:04:05.123456|1999-12-31 23:59:59|2024-01-01"
     );
     assert_eq!(
-        psql(&db, "SELECT concat_ws('|', r, n, d, flag, day, at, ts, loose_date) FROM t WHERE id = 2"),
+        psql(
+            &db,
+            "SELECT concat_ws('|', r, n, d, flag, day, at, ts, loose_date) FROM t WHERE id = 2"
+        ),
         "-Infinity|0.5|-0.01|f|0001-01-01|2024-01-02 00:00:00|2000-01-01 00:00:00|next tuesday"
     );
-    assert_eq!(psql(&db, "SELECT count(*) FROM t WHERE i IS NULL AND day IS NULL AND b IS NULL"), "1");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM t WHERE i IS NULL AND day IS NULL AND b IS NULL"
+        ),
+        "1"
+    );
     let constraints = psql(
         &db,
         "SELECT string_agg(conname || ':' || contype || ':' || convalidated, ',' ORDER BY conname) \
@@ -60,10 +81,24 @@ fn native_mode_maps_affinities_and_rebuilds_constraints() {
     );
     assert!(constraints.contains("t_pkey:p:true"), "{constraints}");
     assert!(constraints.contains("parent_pkey:p:true"), "{constraints}");
-    assert!(constraints.contains(":u:true"), "unique constraint rebuilt: {constraints}");
-    assert!(constraints.contains(":f:true"), "foreign key rebuilt and validated: {constraints}");
+    assert!(
+        constraints.contains(":u:true"),
+        "unique constraint rebuilt: {constraints}"
+    );
+    assert!(
+        constraints.contains(":f:true"),
+        "foreign key rebuilt and validated: {constraints}"
+    );
     assert!(psql(&db, "SELECT indexdef FROM pg_indexes WHERE tablename = 't'").contains("(s)"));
-    let verify = run_ok(&["verify", "--source", src.to_str().unwrap(), "--target", &url, "--mode", "native"]);
+    let verify = run_ok(&[
+        "verify",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "--mode",
+        "native",
+    ]);
     assert!(verify.contains("✓ all 2 tables match"), "{verify}");
 }
 
@@ -79,16 +114,52 @@ fn type_mismatch_fails_clearly_or_widens() {
     .unwrap();
     drop(c);
     let (url, db) = fresh_db();
-    let (code, out, err) = run(&["init", "--source", src.to_str().unwrap(), "--target", &url, "--mode", "native", "-y"]);
+    let (code, out, err) = run(&[
+        "init",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "--mode",
+        "native",
+        "-y",
+    ]);
     assert_ne!(code, 0, "{out}");
-    assert!(err.contains("\"m\"") && err.contains("\"qty\"") && err.contains("--on-type-mismatch text"), "{err}");
-    assert_eq!(psql(&db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0", "nothing written");
+    assert!(
+        err.contains("\"m\"") && err.contains("\"qty\"") && err.contains("--on-type-mismatch text"),
+        "{err}"
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0",
+        "nothing written"
+    );
 
     run_ok(&[
-        "init", "--source", src.to_str().unwrap(), "--target", &url, "--mode", "native",
-        "--on-type-mismatch", "text", "-y",
+        "init",
+        "--source",
+        src.to_str().unwrap(),
+        "--target",
+        &url,
+        "--mode",
+        "native",
+        "--on-type-mismatch",
+        "text",
+        "-y",
     ]);
-    assert_eq!(column_types(&db, "m"), "id bigint NO, qty text YES, note bytea YES");
-    assert_eq!(psql(&db, "SELECT string_agg(qty, ',' ORDER BY id) FROM m"), "5,lots,7");
-    assert_eq!(psql(&db, "SELECT encode(note, 'escape') FROM m WHERE id = 3"), "nul\\000here");
+    assert_eq!(
+        column_types(&db, "m"),
+        "id bigint NO, qty text YES, note bytea YES"
+    );
+    assert_eq!(
+        psql(&db, "SELECT string_agg(qty, ',' ORDER BY id) FROM m"),
+        "5,lots,7"
+    );
+    assert_eq!(
+        psql(&db, "SELECT encode(note, 'escape') FROM m WHERE id = 3"),
+        "nul\\000here"
+    );
 }

@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 fn staging_tables(db: &str) -> String {
-    psql(db, "SELECT count(*) FROM pg_class WHERE relname LIKE '\\_seren%'")
+    psql(
+        db,
+        "SELECT count(*) FROM pg_class WHERE relname LIKE '\\_seren%'",
+    )
 }
 
 #[test]
@@ -15,12 +18,14 @@ fn big_table_partitions_reruns_and_interruption() {
     let dir = tempdir();
     let src = dir.path().join("big.db");
     let mut c = Connection::open(&src).unwrap();
-    c.execute_batch("CREATE TABLE big (id INTEGER PRIMARY KEY, s TEXT, x REAL);").unwrap();
+    c.execute_batch("CREATE TABLE big (id INTEGER PRIMARY KEY, s TEXT, x REAL);")
+        .unwrap();
     let tx = c.transaction().unwrap();
     {
         let mut st = tx.prepare("INSERT INTO big VALUES (?1, ?2, ?3)").unwrap();
         for i in 1..=1_200_000i64 {
-            st.execute(rusqlite::params![i, format!("row {i}"), i as f64 / 3.0]).unwrap();
+            st.execute(rusqlite::params![i, format!("row {i}"), i as f64 / 3.0])
+                .unwrap();
         }
     }
     tx.commit().unwrap();
@@ -30,36 +35,95 @@ fn big_table_partitions_reruns_and_interruption() {
     let source = src.to_str().unwrap();
     let (url, db) = fresh_db();
 
-    let plan = run_ok(&["init", "--source", source, "--target", &url, "--partition-rows", "300000", "--dry-run", "--json"]);
+    let plan = run_ok(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--partition-rows",
+        "300000",
+        "--dry-run",
+        "--json",
+    ]);
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let parts = plan["tables"][0]["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), 4, "{plan}");
-    let planned: u64 = parts.iter().map(|p| p["estimated_rows"].as_u64().unwrap()).sum();
+    let planned: u64 = parts
+        .iter()
+        .map(|p| p["estimated_rows"].as_u64().unwrap())
+        .sum();
     assert_eq!(planned, 1_200_000);
-    assert_eq!(psql(&db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0", "dry run writes nothing");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0",
+        "dry run writes nothing"
+    );
 
-    let out = run_ok(&["init", "--source", source, "--target", &url, "--partition-rows", "300000", "-y", "--json"]);
+    let out = run_ok(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--partition-rows",
+        "300000",
+        "-y",
+        "--json",
+    ]);
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["rows"], 1_200_000);
     assert_eq!(
-        psql(&db, "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(id::bigint) FROM big"),
+        psql(
+            &db,
+            "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(id::bigint) FROM big"
+        ),
         "1200000 1200000 720000600000"
     );
-    assert_eq!(psql(&db, "SELECT data->>'s' FROM big WHERE id = '1200000'"), "row 1200000");
-    assert_eq!(std::fs::read(&src).unwrap(), before, "source file unchanged");
+    assert_eq!(
+        psql(&db, "SELECT data->>'s' FROM big WHERE id = '1200000'"),
+        "row 1200000"
+    );
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        before,
+        "source file unchanged"
+    );
     assert_eq!(std::fs::metadata(&src).unwrap().modified().unwrap(), mtime);
 
     // A second run refuses to touch the populated table.
     let (code, _, err) = run(&["init", "--source", source, "--target", &url, "-y"]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("\"public\".\"big\"") && err.contains("--drop-existing"), "{err}");
+    assert!(
+        err.contains("\"public\".\"big\"") && err.contains("--drop-existing"),
+        "{err}"
+    );
     assert_eq!(psql(&db, "SELECT count(*) FROM big"), "1200000");
 
     // The source changes; a replacing run is interrupted after its first partition commits:
     // the old table must still be whole and no staging table left behind.
-    Connection::open(&src).unwrap().execute("DELETE FROM big WHERE id % 2 = 0", []).unwrap();
+    Connection::open(&src)
+        .unwrap()
+        .execute("DELETE FROM big WHERE id % 2 = 0", [])
+        .unwrap();
     let mut child = cli()
-        .args(["init", "--source", source, "--target", &url, "--partition-rows", "100000", "-j", "1", "--drop-existing", "-y", "-v"])
+        .args([
+            "init",
+            "--source",
+            source,
+            "--target",
+            &url,
+            "--partition-rows",
+            "100000",
+            "-j",
+            "1",
+            "--drop-existing",
+            "-y",
+            "-v",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -77,16 +141,33 @@ fn big_table_partitions_reruns_and_interruption() {
     }
     let status = child.wait().unwrap();
     assert!(!status.success(), "interrupted run must fail: {log}");
-    assert_eq!(psql(&db, "SELECT count(*) FROM big"), "1200000", "old table intact");
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM big"),
+        "1200000",
+        "old table intact"
+    );
     assert_eq!(staging_tables(&db), "0");
 
-    run_ok(&["init", "--source", source, "--target", &url, "--drop-existing", "-y"]);
+    run_ok(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--drop-existing",
+        "-y",
+    ]);
     assert_eq!(psql(&db, "SELECT count(*) FROM big"), "600000");
     assert_eq!(staging_tables(&db), "0");
-    assert!(run_ok(&["verify", "--source", source, "--target", &url]).contains("✓ all 1 tables match"));
+    assert!(
+        run_ok(&["verify", "--source", source, "--target", &url]).contains("✓ all 1 tables match")
+    );
 
     // verify notices a changed row.
-    psql(&db, "UPDATE big SET data = jsonb_set(data, '{s}', '\"tampered\"') WHERE id = '1'");
+    psql(
+        &db,
+        "UPDATE big SET data = jsonb_set(data, '{s}', '\"tampered\"') WHERE id = '1'",
+    );
     let (code, out, _) = run(&["verify", "--source", source, "--target", &url]);
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("✗ big"), "{out}");
@@ -111,24 +192,73 @@ fn filters_select_tables_and_rows() {
     let source = src.to_str().unwrap();
     let (url, db) = fresh_db();
     run_ok(&[
-        "init", "--source", source, "--target", &url, "--exclude-tables", "c",
-        "--table-filter", "a:n < 3 AND id > 10", "-y",
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--exclude-tables",
+        "c",
+        "--table-filter",
+        "a:n < 3 AND id > 10",
+        "-y",
     ]);
     assert_eq!(psql(&db, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"), "a,b");
     assert_eq!(psql(&db, "SELECT count(*) FROM a"), "27");
-    assert!(run_ok(&["verify", "--source", source, "--target", &url, "--exclude-tables", "c", "--table-filter", "a:n < 3 AND id > 10"])
-        .contains("✓ all 2 tables match"));
+    assert!(run_ok(&[
+        "verify",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--exclude-tables",
+        "c",
+        "--table-filter",
+        "a:n < 3 AND id > 10"
+    ])
+    .contains("✓ all 2 tables match"));
 
     let (url2, db2) = fresh_db();
-    run_ok(&["init", "--source", source, "--target", &url2, "--include-tables", "c,b", "-y"]);
+    run_ok(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url2,
+        "--include-tables",
+        "c,b",
+        "-y",
+    ]);
     assert_eq!(psql(&db2, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"), "b,c");
 
-    for (flag, value) in [("--include-tables", "nope"), ("--exclude-tables", "v"), ("--table-filter", "zz:1=1")] {
-        let (code, _, err) = run(&["init", "--source", source, "--target", &url2, flag, value, "-y"]);
+    for (flag, value) in [
+        ("--include-tables", "nope"),
+        ("--exclude-tables", "v"),
+        ("--table-filter", "zz:1=1"),
+    ] {
+        let (code, _, err) = run(&[
+            "init", "--source", source, "--target", &url2, flag, value, "-y",
+        ]);
         assert_eq!(code, 2, "{err}");
-        assert!(err.contains("does not exist in source") && err.contains("a, b, c"), "{err}");
+        assert!(
+            err.contains("does not exist in source") && err.contains("a, b, c"),
+            "{err}"
+        );
     }
-    let (code, _, err) = run(&["init", "--source", source, "--target", &url2, "--table-filter", "a:no_such_col = 1", "--drop-existing", "-y"]);
+    let (code, _, err) = run(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url2,
+        "--table-filter",
+        "a:no_such_col = 1",
+        "--drop-existing",
+        "-y",
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains("\"a\"") && err.contains("no_such_col"), "{err}");
+    assert!(
+        err.contains("\"a\"") && err.contains("no_such_col"),
+        "{err}"
+    );
 }

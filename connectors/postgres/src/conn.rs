@@ -54,7 +54,9 @@ impl PgTarget {
             }
         }
         if config.get_user().is_none() {
-            let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or_else(|| "postgres".into());
             config.user(user);
         }
         if config.get_dbname().is_none() {
@@ -88,7 +90,10 @@ impl PgTarget {
             Some(Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
-        format!("{host}:{}", self.config.get_ports().first().copied().unwrap_or(5432))
+        format!(
+            "{host}:{}",
+            self.config.get_ports().first().copied().unwrap_or(5432)
+        )
     }
 
     /// The user name.
@@ -125,15 +130,20 @@ impl PgTarget {
         let side = side_name(self.side);
         let at = self.host_port();
         let (kind, msg) = match e.code() {
-            Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => (
-                ErrorKind::Auth,
-                format!(
-                    "{side} PostgreSQL at {at} rejected user \"{}\": {}; check the password \
+            Some(c)
+                if *c == SqlState::INVALID_PASSWORD
+                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+            {
+                (
+                    ErrorKind::Auth,
+                    format!(
+                        "{side} PostgreSQL at {at} rejected user \"{}\": {}; check the password \
                      (in the URL, PGPASSWORD or ~/.pgpass) and pg_hba.conf",
-                    self.user(),
-                    db_message(&e)
-                ),
-            ),
+                        self.user(),
+                        db_message(&e)
+                    ),
+                )
+            }
             Some(c) if *c == SqlState::INVALID_CATALOG_NAME => (
                 ErrorKind::Connect,
                 format!(
@@ -148,7 +158,10 @@ impl PgTarget {
             ),
             _ if e.as_db_error().is_some() => (
                 ErrorKind::Connect,
-                format!("{side} PostgreSQL at {at} refused the connection: {}", db_message(&e)),
+                format!(
+                    "{side} PostgreSQL at {at} refused the connection: {}",
+                    db_message(&e)
+                ),
             ),
             _ if e.to_string().contains("password missing") => (
                 ErrorKind::Auth,
@@ -234,7 +247,11 @@ pub fn redact_conninfo(conninfo: &str) -> String {
     if let Some(rest) = conninfo
         .strip_prefix("postgresql://")
         .map(|r| ("postgresql://", r))
-        .or_else(|| conninfo.strip_prefix("postgres://").map(|r| ("postgres://", r)))
+        .or_else(|| {
+            conninfo
+                .strip_prefix("postgres://")
+                .map(|r| ("postgres://", r))
+        })
     {
         let (scheme, rest) = rest;
         let (auth_end, _) = rest
@@ -324,7 +341,12 @@ fn pgpass_lookup(config: &Config) -> Option<String> {
         Some(Host::Tcp(h)) => h.clone(),
         _ => "localhost".into(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = config.get_user().unwrap_or_default();
     let db = config.get_dbname().unwrap_or(user);
     pgpass_match(&text, &host, &port, db, user)
@@ -341,7 +363,11 @@ pub fn pgpass_match(text: &str, host: &str, port: &str, db: &str, user: &str) ->
             continue;
         }
         let ok = |pat: &str, val: &str| pat == "*" || pat == val;
-        if ok(&fields[0], host) && ok(&fields[1], port) && ok(&fields[2], db) && ok(&fields[3], user) {
+        if ok(&fields[0], host)
+            && ok(&fields[1], port)
+            && ok(&fields[2], db)
+            && ok(&fields[3], user)
+        {
             return Some(fields[4].clone());
         }
     }
@@ -384,14 +410,24 @@ mod tests {
     #[test]
     fn pgpass_matching_follows_libpq() {
         let file = "# comment\nother:5432:*:bob:nope\ndb\\:x:*:app:alice:pa\\:ss\\\\w\n*:*:*:alice:fallback\n";
-        assert_eq!(pgpass_match(file, "db:x", "5433", "app", "alice").as_deref(), Some("pa:ss\\w"));
-        assert_eq!(pgpass_match(file, "elsewhere", "1", "z", "alice").as_deref(), Some("fallback"));
+        assert_eq!(
+            pgpass_match(file, "db:x", "5433", "app", "alice").as_deref(),
+            Some("pa:ss\\w")
+        );
+        assert_eq!(
+            pgpass_match(file, "elsewhere", "1", "z", "alice").as_deref(),
+            Some("fallback")
+        );
         assert_eq!(pgpass_match(file, "other", "5432", "z", "carol"), None);
     }
 
     #[test]
     fn display_never_shows_password() {
-        let t = PgTarget::parse("postgresql://alice:hunter2@127.0.0.1:6543/app", Side::Target).unwrap();
+        let t = PgTarget::parse(
+            "postgresql://alice:hunter2@127.0.0.1:6543/app",
+            Side::Target,
+        )
+        .unwrap();
         assert_eq!(t.display(), "alice@127.0.0.1:6543/app");
         assert!(!format!("{t:?}").contains("hunter2"));
     }

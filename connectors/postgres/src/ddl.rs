@@ -58,9 +58,9 @@ pub fn derived_name(parts: &[&str]) -> String {
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(0x811c9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x01000193))
+    bytes.iter().fold(0x811c9dc5u32, |h, b| {
+        (h ^ *b as u32).wrapping_mul(0x01000193)
+    })
 }
 
 /// Column definitions (`"name" type [NOT NULL]`) and the COPY column list for `table`.

@@ -91,15 +91,29 @@ impl PgSink {
     }
 
     /// Temporary names for the indexes built on a staging table, and their final names.
-    fn index_plan(&self, table: &TableInfo) -> Vec<IndexPlan> {
+    fn index_plan(&self, table: &TableInfo, stage: &str) -> Vec<IndexPlan> {
         let t = &table.name;
-        let tmp = |n: usize| derived_name(&["_seren", &self.run_id, &n.to_string()]);
+        let tmp = |n: usize| derived_name(&[stage, &n.to_string()]);
         let mut plan = Vec::new();
         match self.opts.mode {
             Mode::Jsonb => {
-                plan.push(IndexPlan::constraint(tmp(0), derived_name(&[t, "pkey"]), "PRIMARY KEY (\"id\")"));
-                plan.push(IndexPlan::index(tmp(1), derived_name(&[t, "data", "gin"]), "USING gin (\"data\")", false));
-                plan.push(IndexPlan::index(tmp(2), derived_name(&[t, "migrated", "at", "idx"]), "(\"_migrated_at\")", false));
+                plan.push(IndexPlan::constraint(
+                    tmp(0),
+                    derived_name(&[t, "pkey"]),
+                    "PRIMARY KEY (\"id\")",
+                ));
+                plan.push(IndexPlan::index(
+                    tmp(1),
+                    derived_name(&[t, "data", "gin"]),
+                    "USING gin (\"data\")",
+                    false,
+                ));
+                plan.push(IndexPlan::index(
+                    tmp(2),
+                    derived_name(&[t, "migrated", "at", "idx"]),
+                    "(\"_migrated_at\")",
+                    false,
+                ));
             }
             Mode::Native => {
                 if !table.primary_key.is_empty() {
@@ -143,10 +157,22 @@ struct IndexPlan {
 
 impl IndexPlan {
     fn constraint(temp: String, final_name: String, definition: &str) -> Self {
-        IndexPlan { temp, final_name, definition: definition.into(), constraint: true, unique: false }
+        IndexPlan {
+            temp,
+            final_name,
+            definition: definition.into(),
+            constraint: true,
+            unique: false,
+        }
     }
     fn index(temp: String, final_name: String, definition: &str, unique: bool) -> Self {
-        IndexPlan { temp, final_name, definition: definition.into(), constraint: false, unique }
+        IndexPlan {
+            temp,
+            final_name,
+            definition: definition.into(),
+            constraint: false,
+            unique,
+        }
     }
 }
 
@@ -154,7 +180,10 @@ impl IndexPlan {
 /// when the schema exists, which a user with only schema privileges lacks.)
 pub async fn schema_exists(client: &Client, schema: &str) -> Result<bool> {
     client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
         .await
         .map(|r| r.get(0))
         .map_err(|e| query_error(Side::Target, "checking the target schema", e))
@@ -163,7 +192,12 @@ pub async fn schema_exists(client: &Client, schema: &str) -> Result<bool> {
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.write_u32(std::process::id());
     h.finish() as u32
 }
@@ -222,8 +256,12 @@ impl Sink for PgSink {
             staged.insert(t.name.clone(), Staged { stage, layout });
         }
         ddl.push_str("COMMIT;");
-        self.execute(&client, &format!("creating staging tables in schema \"{schema}\""), &ddl)
-            .await?;
+        self.execute(
+            &client,
+            &format!("creating staging tables in schema \"{schema}\""),
+            &ddl,
+        )
+        .await?;
         *self.staged.lock().unwrap() = staged;
         Ok(())
     }
@@ -235,13 +273,21 @@ impl Sink for PgSink {
         })
     }
 
-    async fn writer(&self, table: &TableInfo, partition: &Partition) -> Result<Box<dyn PartitionWriter>> {
+    async fn writer(
+        &self,
+        table: &TableInfo,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>> {
         let (stage, columns) = self.staged(&table.name)?;
         let client = self.target.connect().await?;
         // Durability comes from the final swap, which commits synchronously and so flushes the
         // WAL of every partition before it: partitions need not wait for their own flush.
-        self.execute(&client, "configuring the COPY session", "SET synchronous_commit = off")
-            .await?;
+        self.execute(
+            &client,
+            "configuring the COPY session",
+            "SET synchronous_commit = off",
+        )
+        .await?;
         let what = format!(
             "COPY into table \"{}\" (partition {}/{})",
             table.name,
@@ -261,7 +307,11 @@ impl Sink for PgSink {
         sink.send(Bytes::from_static(COPY_HEADER))
             .await
             .map_err(|e| query_error(Side::Target, &what, e))?;
-        Ok(Box::new(PgWriter { _client: client, sink, what }))
+        Ok(Box::new(PgWriter {
+            _client: client,
+            sink,
+            what,
+        }))
     }
 
     async fn finish_table(&self, table: &TableInfo) -> Result<()> {
@@ -269,11 +319,18 @@ impl Sink for PgSink {
         let schema = &self.opts.schema;
         let client = self.target.connect().await?;
         let staged_name = qualified(schema, &stage);
-        let plan = self.index_plan(table);
+        let plan = self.index_plan(table, &stage);
         for ix in &plan {
-            let what = format!("building index {} on table \"{}\"", ix.final_name, table.name);
+            let what = format!(
+                "building index {} on table \"{}\"",
+                ix.final_name, table.name
+            );
             let sql = if ix.constraint {
-                format!("ALTER TABLE {staged_name} ADD CONSTRAINT {} {}", quote_ident(&ix.temp), ix.definition)
+                format!(
+                    "ALTER TABLE {staged_name} ADD CONSTRAINT {} {}",
+                    quote_ident(&ix.temp),
+                    ix.definition
+                )
             } else {
                 format!(
                     "CREATE {}INDEX {} ON {staged_name} {}",
@@ -284,14 +341,24 @@ impl Sink for PgSink {
             };
             self.execute(&client, &what, &sql).await?;
         }
-        self.execute(&client, &format!("analyzing table \"{}\"", table.name), &format!("ANALYZE {staged_name}"))
-            .await?;
+        self.execute(
+            &client,
+            &format!("analyzing table \"{}\"", table.name),
+            &format!("ANALYZE {staged_name}"),
+        )
+        .await?;
         // The swap: one transaction, committed synchronously.
         let mut sql = String::from("BEGIN;\nSET LOCAL synchronous_commit = on;\n");
         if self.opts.drop_existing {
-            sql.push_str(&format!("DROP TABLE IF EXISTS {};\n", self.target_name(&table.name)));
+            sql.push_str(&format!(
+                "DROP TABLE IF EXISTS {};\n",
+                self.target_name(&table.name)
+            ));
         }
-        sql.push_str(&format!("ALTER TABLE {staged_name} RENAME TO {};\n", quote_ident(&table.name)));
+        sql.push_str(&format!(
+            "ALTER TABLE {staged_name} RENAME TO {};\n",
+            quote_ident(&table.name)
+        ));
         let final_table = self.target_name(&table.name);
         for ix in &plan {
             let taken = client
@@ -304,7 +371,11 @@ impl Sink for PgSink {
                 .await
                 .map_err(|e| query_error(Side::Target, "checking index names", e))?
                 .get::<_, bool>(0);
-            let name = if taken { derived_name(&[&ix.final_name, &self.run_id]) } else { ix.final_name.clone() };
+            let name = if taken {
+                derived_name(&[&ix.final_name, &self.run_id])
+            } else {
+                ix.final_name.clone()
+            };
             if ix.constraint {
                 sql.push_str(&format!(
                     "ALTER TABLE {final_table} RENAME CONSTRAINT {} TO {};\n",
@@ -341,7 +412,8 @@ impl Sink for PgSink {
             return Ok(());
         }
         let client = self.target.connect().await?;
-        let copied: std::collections::HashSet<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        let copied: std::collections::HashSet<&str> =
+            tables.iter().map(|t| t.name.as_str()).collect();
         for t in tables {
             for (i, fk) in t.foreign_keys.iter().enumerate() {
                 if !copied.contains(fk.referenced_table.as_str()) {
@@ -388,7 +460,13 @@ impl Sink for PgSink {
     }
 
     async fn abort(&self) {
-        let stages: Vec<String> = self.staged.lock().unwrap().drain().map(|(_, s)| s.stage).collect();
+        let stages: Vec<String> = self
+            .staged
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, s)| s.stage)
+            .collect();
         if stages.is_empty() {
             return;
         }
@@ -397,7 +475,10 @@ impl Sink for PgSink {
             return;
         };
         for stage in stages {
-            let sql = format!("DROP TABLE IF EXISTS {}", qualified(&self.opts.schema, &stage));
+            let sql = format!(
+                "DROP TABLE IF EXISTS {}",
+                qualified(&self.opts.schema, &stage)
+            );
             if let Err(e) = client.batch_execute(&sql).await {
                 tracing::warn!(table = %stage, error = %e, "could not drop staging table");
             }

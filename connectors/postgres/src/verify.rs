@@ -67,8 +67,11 @@ impl Digest {
     /// Digest every complete tuple at the front of `buf`, leaving a partial one in place.
     fn consume(&mut self, buf: &mut BytesMut, mode: Mode) -> Result<()> {
         loop {
-            let Some((len, fields)) = parse_tuple(buf)? else { return Ok(()) };
-            let fields: Vec<Option<&[u8]>> = fields.iter().map(|r| r.clone().map(|r| &buf[r])).collect();
+            let Some((len, fields)) = parse_tuple(buf)? else {
+                return Ok(());
+            };
+            let fields: Vec<Option<&[u8]>> =
+                fields.iter().map(|r| r.clone().map(|r| &buf[r])).collect();
             self.add_tuple(&fields, mode)?;
             buf.advance(len);
         }
@@ -160,13 +163,19 @@ pub async fn verify_table(
             .collect(),
     };
     let client = target.connect().await?;
-    let what = format!("reading table {} from the target", qualified(schema, &table.name));
+    let what = format!(
+        "reading table {} from the target",
+        qualified(schema, &table.name)
+    );
     let sql = format!(
         "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
         columns.join(", "),
         qualified(schema, &table.name)
     );
-    let stream = client.copy_out(&sql).await.map_err(|e| query_error(Side::Target, &what, e))?;
+    let stream = client
+        .copy_out(&sql)
+        .await
+        .map_err(|e| query_error(Side::Target, &what, e))?;
     let mut stream = std::pin::pin!(stream);
     let mut dst = Digest::default();
     let mut buf = BytesMut::new();

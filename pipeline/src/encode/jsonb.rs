@@ -1,29 +1,197 @@
 //! JSONB mode: each row becomes `(id text, data jsonb, _source_type text)`; see
 //! `docs/jsonb-encoding.md` for the value encoding.
+//!
+//! `data` is written as JSON text straight into the output buffer (binary `jsonb` is a version
+//! byte, 1, followed by the text), with each column's escaped `"name":` key prepared once per
+//! encoder.
 
+use super::value::{null_id, JsonColumn};
+use super::{begin_field, end_field, put_bytes_field, schema_mismatch, value_error, Problem};
 use crate::catalog::TableInfo;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result, Side};
 use crate::sink::BatchEncoder;
-use arrow_array::RecordBatch;
-use bytes::BytesMut;
+use arrow_array::{new_empty_array, RecordBatch};
+use arrow_schema::SchemaRef;
+use bytes::{BufMut, BytesMut};
 
 /// Target columns the JSONB encoder writes, in tuple order (`_migrated_at` takes its default).
 pub const JSONB_COLUMNS: [&str; 3] = ["id", "data", "_source_type"];
 
+/// Version byte that opens a binary `jsonb` value.
+const JSONB_VERSION: u8 = 1;
+
 /// Encodes batches as JSONB-mode tuples.
-pub struct JsonbEncoder {}
+pub struct JsonbEncoder {
+    table: String,
+    schema: SchemaRef,
+    /// Data columns (hidden ones left out): schema index and escaped `"name":` key, prefixed
+    /// with `,` after the first.
+    data: Vec<(usize, Vec<u8>)>,
+    /// Schema indexes of the columns that make up `id`, in key order.
+    id: Vec<usize>,
+    /// The `_source_type` field, framed once: length, then the text.
+    source_type: Vec<u8>,
+}
 
 impl JsonbEncoder {
     /// An encoder for `table`'s batches, tagging rows with `source_type`.
+    ///
+    /// Fails, naming the column, when a column's Arrow type has no JSON encoding, and when the
+    /// table has neither a primary key nor a hidden row id to build `id` from.
     pub fn new(table: &TableInfo, source_type: &str) -> Result<Self> {
-        let _ = (table, source_type);
-        todo!("encoder helper")
+        let schema = table.schema.clone();
+        let fields = schema.fields();
+        let schema_error = |column: &str, problem: &str| {
+            Error::new(
+                ErrorKind::Schema,
+                Side::Source,
+                format!("table `{}`, column `{column}`: {problem}", table.name),
+            )
+        };
+        // Each column's rules are checked by building its writer over an empty array: the same
+        // code that encodes batches, so the check and the encoding cannot disagree.
+        let check = |index: usize| {
+            let field = &fields[index];
+            let empty = new_empty_array(field.data_type());
+            JsonColumn::new(field, empty.as_ref())
+                .map(drop)
+                .map_err(|p| schema_error(field.name(), &p))
+        };
+        let mut data = Vec::new();
+        for (index, field) in fields.iter().enumerate() {
+            if !table.is_data_column(field.name()) {
+                continue;
+            }
+            check(index)?;
+            let key = super::json::object_key(field.name(), data.is_empty())
+                .map_err(|p| schema_error(field.name(), &p))?;
+            data.push((index, key));
+        }
+        if table.id_columns().is_empty() {
+            return Err(Error::new(
+                ErrorKind::Schema,
+                Side::Source,
+                format!(
+                    "table `{}` has neither a primary key nor a row id, so its rows have no `id` \
+                     in JSONB mode; add a primary key in the source, or use native mode",
+                    table.name
+                ),
+            ));
+        }
+        let mut id = Vec::new();
+        for name in table.id_columns() {
+            let index = schema.index_of(name).map_err(|_| {
+                schema_error(
+                    name,
+                    "this key column is not in the table's schema (a connector bug)",
+                )
+            })?;
+            check(index)?;
+            id.push(index);
+        }
+        let mut framed = BytesMut::new();
+        put_bytes_field(&mut framed, source_type.as_bytes())
+            .map_err(|p| Error::config(format!("source type: {p}")))?;
+        Ok(JsonbEncoder {
+            table: table.name.clone(),
+            schema,
+            data,
+            id,
+            source_type: framed.to_vec(),
+        })
+    }
+
+    /// Write one tuple; on failure, the name of the column at fault and why.
+    fn write_row<'s>(
+        &'s self,
+        id: &[JsonColumn<'_>],
+        data: &[JsonColumn<'_>],
+        row: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), (&'s str, Problem)> {
+        let name = |index: usize| self.schema.field(index).name().as_str();
+        out.put_i16(JSONB_COLUMNS.len() as i16);
+
+        let field = begin_field(out);
+        if let [single] = id {
+            single
+                .write_text(row, out)
+                .map_err(|p| (name(self.id[0]), p))?;
+        } else {
+            out.put_u8(b'[');
+            for (k, (column, &index)) in id.iter().zip(&self.id).enumerate() {
+                if k > 0 {
+                    out.put_u8(b',');
+                }
+                if column.is_null(row) {
+                    return Err((name(index), null_id()));
+                }
+                column.write(row, out).map_err(|p| (name(index), p))?;
+            }
+            out.put_u8(b']');
+        }
+        end_field(out, field).map_err(|p| (JSONB_COLUMNS[0], p))?;
+
+        let field = begin_field(out);
+        out.put_u8(JSONB_VERSION);
+        out.put_u8(b'{');
+        for ((index, key), column) in self.data.iter().zip(data) {
+            out.extend_from_slice(key);
+            column.write(row, out).map_err(|p| (name(*index), p))?;
+        }
+        out.put_u8(b'}');
+        end_field(out, field).map_err(|p| (JSONB_COLUMNS[1], p))?;
+
+        out.extend_from_slice(&self.source_type);
+        Ok(())
     }
 }
 
 impl BatchEncoder for JsonbEncoder {
+    /// Appends nothing when a row fails: the error names the table, column and row, and why.
     fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
-        let _ = (batch, out);
-        todo!("encoder helper")
+        let fields = self.schema.fields();
+        if batch.num_columns() != fields.len() {
+            return Err(schema_mismatch(
+                &self.table,
+                fields.len(),
+                batch.num_columns(),
+            ));
+        }
+        let column = |index: usize| {
+            let field = &fields[index];
+            JsonColumn::new(field, batch.column(index).as_ref()).map_err(|p| {
+                Error::conversion(format!(
+                    "table `{}`, column `{}`: {p}",
+                    self.table,
+                    field.name()
+                ))
+            })
+        };
+        let data =
+            (self.data.iter().map(|(index, _)| column(*index))).collect::<Result<Vec<_>>>()?;
+        let id = self
+            .id
+            .iter()
+            .map(|&index| column(index))
+            .collect::<Result<Vec<_>>>()?;
+
+        let rows = batch.num_rows();
+        let keys: usize = self.data.iter().map(|(_, key)| key.len()).sum();
+        let fixed = 2 + 4 + 12 + 4 + 3 + keys + 8 * data.len() + self.source_type.len();
+        let variable: usize = data.iter().chain(&id).map(JsonColumn::data_len).sum();
+        out.reserve(rows * fixed + variable + variable / 8);
+
+        let start = out.len();
+        for row in 0..rows {
+            if let Err((column, problem)) = self.write_row(&id, &data, row, out) {
+                out.truncate(start);
+                return Err(value_error(&self.table, column, row, &problem));
+            }
+        }
+        Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
