@@ -138,9 +138,9 @@ pub fn generate_wide(path: &Path, rows: u64) -> Result<()> {
         for id in 1..=rows {
             st.execute(params![
                 id,
-                rng.below(1000) as i64,
+                rng.below(1000),
                 rng.next() as i64,
-                rng.below(1 << 31) as i64,
+                rng.below(1 << 31),
                 rng.next() as f64 / 3.7e15,
                 (rng.below(1_000_000) as f64) / 7.0,
                 rng.word(12),

@@ -176,7 +176,7 @@ fn awkward_identifiers_and_target_schema() {
     ]);
     assert_eq!(
         psql(&db, r#"SELECT data::text FROM "Target ""Schema"""."user""#),
-        r#"{"order": "first", "Mixed Case": 7}"#
+        r#"{"id": 1, "order": "first", "Mixed Case": 7}"#
     );
     assert_eq!(
         psql(

@@ -76,7 +76,7 @@ fn native_mode_maps_affinities_and_rebuilds_constraints() {
     );
     let constraints = psql(
         &db,
-        "SELECT string_agg(conname || ':' || contype || ':' || convalidated, ',' ORDER BY conname) \
+        "SELECT string_agg(conname || ':' || contype::text || ':' || convalidated::text, ',' ORDER BY conname) \
          FROM pg_constraint WHERE conrelid IN ('t'::regclass, 'parent'::regclass)",
     );
     assert!(constraints.contains("t_pkey:p:true"), "{constraints}");

@@ -163,7 +163,7 @@ impl PgTarget {
                     db_message(&e)
                 ),
             ),
-            _ if e.to_string().contains("password missing") => (
+            _ if cause_chain(&e).contains("password missing") => (
                 ErrorKind::Auth,
                 format!(
                     "{side} PostgreSQL at {at} asks user \"{}\" for a password and none was \
