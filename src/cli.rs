@@ -104,6 +104,9 @@ pub struct InitArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub layout: Layout,
+    /// JSONB mode's GIN index on `data`: `full` (jsonb_ops), `path` (jsonb_path_ops) or `none`.
+    #[arg(long, default_value = "full", env = "SEREN_GIN_INDEX")]
+    pub gin_index: seren_postgres::GinIndex,
     /// Replace tables that already exist in the target (each swapped in once fully copied).
     #[arg(long, env = "SEREN_DROP_EXISTING")]
     pub drop_existing: bool,

@@ -99,16 +99,23 @@ fn main() -> Result<()> {
     let bin = our_binary()?;
     let mut results = Vec::new();
     let src = db.display().to_string();
-    for mode in ["native", "jsonb"] {
-        let url = createdb(&pg, &format!("ours_{mode}"))?;
-        let shown =
-            format!("seren-replicator init --source wide.db --target {url} --mode {mode} -y -q");
+    let runs: [(&str, &[&str]); 3] = [
+        ("native", &["--mode", "native"]),
+        ("jsonb", &["--mode", "jsonb"]),
+        ("jsonb_nogin", &["--mode", "jsonb", "--gin-index", "none"]),
+    ];
+    for (name, flags) in runs {
+        let url = createdb(&pg, &format!("ours_{name}"))?;
+        let shown = format!(
+            "seren-replicator init --source wide.db --target {url} {} -y -q",
+            flags.join(" ")
+        );
         results.push(measure(
-            &format!("seren-replicator {mode}"),
+            &format!("seren-replicator {}", flags.join(" ")),
             &shown,
-            Command::new(&bin).args([
-                "init", "--source", &src, "--target", &url, "--mode", mode, "-y", "-q",
-            ]),
+            Command::new(&bin)
+                .args(["init", "--source", &src, "--target", &url, "-y", "-q"])
+                .args(flags),
         )?);
     }
     if have("pgloader") {

@@ -59,6 +59,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             selection: Selection::default(),
             layout: layout.clone(),
             drop_existing: args.target.is_some(),
+            gin_index: seren_postgres::GinIndex::Full,
             jobs: None,
             partition_rows: pipeline::source::DEFAULT_PARTITION_ROWS,
             dry_run: false,

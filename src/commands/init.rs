@@ -84,6 +84,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             schema: args.layout.target_schema.clone(),
             drop_existing: args.drop_existing,
             source_type: s.source.kind().to_string(),
+            gin_index: args.gin_index,
         },
     ));
     let tables: Vec<_> = work.iter().map(|w| w.table.clone()).collect();

@@ -7,4 +7,4 @@ pub mod sink;
 pub mod verify;
 
 pub use conn::{redact_conninfo, PgTarget};
-pub use sink::{PgSink, PgSinkOptions};
+pub use sink::{GinIndex, PgSink, PgSinkOptions};

@@ -28,6 +28,46 @@ pub struct PgSinkOptions {
     pub drop_existing: bool,
     /// Source connector name, stored in `_source_type` in JSONB mode.
     pub source_type: String,
+    /// The GIN index built on `data` in JSONB mode.
+    pub gin_index: GinIndex,
+}
+
+/// Which GIN index JSONB mode builds on `data`. Building it is the most expensive step of a
+/// JSONB load (bench/RESULTS.md), so it can be narrowed or skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GinIndex {
+    /// `jsonb_ops`: serves `@>`, `?`, `?|`, `?&`, `@?` and `@@` (the spec's layout).
+    #[default]
+    Full,
+    /// `jsonb_path_ops`: smaller and faster to build; serves `@>`, `@?` and `@@` only.
+    Path,
+    /// No GIN index.
+    None,
+}
+
+impl GinIndex {
+    /// The operator-class suffix for `CREATE INDEX`, or `None` for no index.
+    fn opclass(self) -> Option<&'static str> {
+        match self {
+            GinIndex::Full => Some(""),
+            GinIndex::Path => Some(" jsonb_path_ops"),
+            GinIndex::None => None,
+        }
+    }
+}
+
+impl std::str::FromStr for GinIndex {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(GinIndex::Full),
+            "path" => Ok(GinIndex::Path),
+            "none" => Ok(GinIndex::None),
+            other => Err(format!(
+                "unknown GIN index `{other}`: use `full`, `path` or `none`"
+            )),
+        }
+    }
 }
 
 struct Staged {
@@ -102,12 +142,14 @@ impl PgSink {
                     derived_name(&[t, "pkey"]),
                     "PRIMARY KEY (\"id\")",
                 ));
-                plan.push(IndexPlan::index(
-                    tmp(1),
-                    derived_name(&[t, "data", "gin"]),
-                    "USING gin (\"data\")",
-                    false,
-                ));
+                if let Some(opclass) = self.opts.gin_index.opclass() {
+                    plan.push(IndexPlan::index(
+                        tmp(1),
+                        derived_name(&[t, "data", "gin"]),
+                        &format!("USING gin (\"data\"{opclass})"),
+                        false,
+                    ));
+                }
                 plan.push(IndexPlan::index(
                     tmp(2),
                     derived_name(&[t, "migrated", "at", "idx"]),
@@ -280,14 +322,8 @@ impl Sink for PgSink {
     ) -> Result<Box<dyn PartitionWriter>> {
         let (stage, columns) = self.staged(&table.name)?;
         let client = self.target.connect().await?;
-        // Durability comes from the final swap, which commits synchronously and so flushes the
-        // WAL of every partition before it: partitions need not wait for their own flush.
-        self.execute(
-            &client,
-            "configuring the COPY session",
-            "SET synchronous_commit = off",
-        )
-        .await?;
+        // Each partition commits synchronously (one WAL flush per COPY). `synchronous_commit =
+        // off` was measured slower for bulk COPY: the WAL writer then flushes every megabyte.
         let what = format!(
             "COPY into table \"{}\" (partition {}/{})",
             table.name,
