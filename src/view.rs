@@ -1,7 +1,7 @@
 //! What the user sees: the plan, a live progress bar on a terminal, and the final summary.
 
 use crate::commands::Ui;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipeline::{Progress, TableOutcome, TableState, TableWork};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -98,9 +98,10 @@ pub fn interactive(ui: &Ui) -> bool {
     !ui.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
-/// A live progress bar on stderr while the copy runs (terminal only); stops when dropped.
+/// Live progress on stderr while the copy runs (terminal only): a total bar (rows, bytes, rate,
+/// ETA) and one bar per table in flight. Stops when dropped.
 pub struct ProgressView {
-    bar: Option<ProgressBar>,
+    bars: Option<MultiProgress>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -108,39 +109,49 @@ impl ProgressView {
     /// Start drawing `progress` if stderr is a terminal and output is for people.
     pub fn start(progress: Arc<Progress>, ui: &Ui) -> ProgressView {
         if ui.json || ui.quiet || !std::io::stderr().is_terminal() {
-            return ProgressView {
-                bar: None,
-                task: None,
-            };
+            return ProgressView { bars: None, task: None };
         }
-        let total = progress.snapshot().rows_expected;
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {human_pos}/{human_len} rows  {msg}  {per_sec}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        let b = bar.clone();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = |t: &str| ProgressStyle::with_template(t).expect("valid template");
+        let total = multi.add(ProgressBar::new(progress.snapshot().rows_expected));
+        total.set_style(style(
+            "total {bar:30} {human_pos}/{human_len} rows  {msg}  {per_sec}  ETA {eta}",
+        ));
+        let table_style = style("  {prefix:20} {bar:20} {human_pos}/{human_len} rows  {msg}");
+        let m = multi.clone();
         let task = tokio::spawn(async move {
+            let mut table_bars: Vec<Option<ProgressBar>> = vec![None; progress.tables.len()];
             loop {
                 let s = progress.snapshot();
-                b.set_position(s.rows);
-                let active: Vec<&str> = progress
-                    .tables
-                    .iter()
-                    .filter(|t| matches!(t.state(), TableState::Copying | TableState::Finishing))
-                    .map(|t| t.name.as_str())
-                    .take(3)
-                    .collect();
-                b.set_message(format!("{}  [{}]", human_bytes(s.bytes), active.join(", ")));
+                total.set_position(s.rows);
+                total.set_message(human_bytes(s.bytes));
+                for (t, slot) in progress.tables.iter().zip(table_bars.iter_mut()) {
+                    match (t.state(), slot.as_ref()) {
+                        (TableState::Copying | TableState::Finishing, None) => {
+                            let b = m.insert_before(&total, ProgressBar::new(t.rows_expected));
+                            b.set_style(table_style.clone());
+                            b.set_prefix(t.name.clone());
+                            *slot = Some(b);
+                        }
+                        (TableState::Done | TableState::Failed, Some(b)) => {
+                            b.finish_and_clear();
+                            m.remove(b);
+                            *slot = None;
+                        }
+                        _ => {}
+                    }
+                    if let Some(b) = slot {
+                        b.set_position(t.rows());
+                        b.set_message(match t.state() {
+                            TableState::Finishing => "building indexes".to_string(),
+                            _ => human_bytes(t.bytes()),
+                        });
+                    }
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        ProgressView {
-            bar: Some(bar),
-            task: Some(task),
-        }
+        ProgressView { bars: Some(multi), task: Some(task) }
     }
 }
 
@@ -149,8 +160,8 @@ impl Drop for ProgressView {
         if let Some(t) = self.task.take() {
             t.abort();
         }
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
+        if let Some(m) = self.bars.take() {
+            let _ = m.clear();
         }
     }
 }
