@@ -28,9 +28,9 @@ pub enum Command {
     /// Copy a source database into PostgreSQL (schema and data).
     Init(InitArgs),
     /// Check that source and target are reachable and the copy can run.
-    Validate(ValidateArgs),
+    Validate(CheckArgs),
     /// Compare source and target tables: row counts and content digests.
-    Verify(VerifyArgs),
+    Verify(CheckArgs),
     /// Migrate a generated sample database into a throwaway PostgreSQL, verify it, clean up.
     Demo(DemoArgs),
     /// Continuous replication (not implemented yet).
@@ -127,23 +127,9 @@ pub struct InitArgs {
     pub local: bool,
 }
 
-/// `validate` arguments.
+/// Arguments of `validate` and `verify`: what to compare or check, and how it was laid out.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub endpoints: Endpoints,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub selection: Selection,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub layout: Layout,
-}
-
-/// `verify` arguments.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub endpoints: Endpoints,

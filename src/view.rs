@@ -109,7 +109,10 @@ impl ProgressView {
     /// Start drawing `progress` if stderr is a terminal and output is for people.
     pub fn start(progress: Arc<Progress>, ui: &Ui) -> ProgressView {
         if ui.json || ui.quiet || !std::io::stderr().is_terminal() {
-            return ProgressView { bars: None, task: None };
+            return ProgressView {
+                bars: None,
+                task: None,
+            };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let style = |t: &str| ProgressStyle::with_template(t).expect("valid template");
@@ -151,7 +154,10 @@ impl ProgressView {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        ProgressView { bars: Some(multi), task: Some(task) }
+        ProgressView {
+            bars: Some(multi),
+            task: Some(task),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! cluster unless `--target` is given), verify it, show a JSONB query, and clean up.
 
 use super::Ui;
-use crate::cli::{DemoArgs, Endpoints, InitArgs, Layout, Selection, VerifyArgs};
+use crate::cli::{CheckArgs, DemoArgs, Endpoints, InitArgs, Layout, Selection};
 use crate::throwaway::ThrowawayPg;
 use anyhow::{Context, Result};
 use pipeline::{Mode, OnTypeMismatch, Side};
@@ -74,7 +74,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
     }
     say("\nVerifying (row counts and content digests) …");
     let code = super::verify::run(
-        VerifyArgs {
+        CheckArgs {
             endpoints,
             selection: Selection::default(),
             layout,

@@ -1,7 +1,7 @@
 //! `validate`: check everything `init` needs, one line per check, with the fix for each failure.
 
 use super::{Ui, EXIT_CHECK_FAILED};
-use crate::cli::ValidateArgs;
+use crate::cli::CheckArgs;
 use crate::session;
 use anyhow::Result;
 use serde::Serialize;
@@ -14,7 +14,7 @@ struct Check {
     detail: String,
 }
 
-pub async fn run(args: ValidateArgs, ui: &Ui) -> Result<i32> {
+pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
     let mut checks: Vec<Check> = Vec::new();
     let mut push = |check: &str, r: std::result::Result<String, String>| {
         let (ok, detail) = match r {

@@ -1,11 +1,11 @@
 //! `verify`: compare every selected table of the source with its copy in the target.
 
 use super::{Ui, EXIT_CHECK_FAILED};
-use crate::cli::VerifyArgs;
+use crate::cli::CheckArgs;
 use crate::session;
 use anyhow::Result;
 
-pub async fn run(args: VerifyArgs, ui: &Ui) -> Result<i32> {
+pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
     let s = session::open(&args.endpoints, session::source_options(&args.layout)).await?;
     let selected = session::select(&*s.source, &args.selection).await?;
     let mut checks = Vec::new();

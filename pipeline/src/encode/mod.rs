@@ -34,6 +34,16 @@ const MAX_FIELD_BYTES: usize = 0x3FFF_FFFF;
 /// Why one value could not be encoded: a sentence the encoder prefixes with table, column, row.
 type Problem = String;
 
+/// The problem of a batch column whose type differs from its schema field.
+fn column_type_mismatch(field: &arrow_schema::Field, array: &dyn arrow_array::Array) -> Problem {
+    format!(
+        "the batch holds {} where the schema says {}; the source connector must yield \
+         batches matching its schema (please report this)",
+        array.data_type(),
+        field.data_type()
+    )
+}
+
 /// Write a NULL field.
 #[inline]
 fn put_null(out: &mut BytesMut) {

@@ -187,14 +187,7 @@ enum Values<'a> {
 
 impl<'a> NativeColumn<'a> {
     fn new(field: &'a Field, array: &'a dyn Array) -> Result<Self, Problem> {
-        let wrong = || {
-            format!(
-                "the batch holds {} where the schema says {}; the source connector must yield \
-                 batches matching its schema (please report this)",
-                array.data_type(),
-                field.data_type()
-            )
-        };
+        let wrong = || super::column_type_mismatch(field, array);
         if !array.data_type().equals_datatype(field.data_type()) {
             return Err(wrong());
         }
