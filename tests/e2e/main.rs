@@ -6,3 +6,4 @@ mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;
 mod sqlite_runs;
+mod tls;

@@ -1,16 +1,18 @@
 //! Connecting to PostgreSQL the way psql does: `postgresql://` URLs or `key=value` strings,
 //! `PG*` environment defaults, `PGPASSWORD` and `~/.pgpass`, with every message redacted.
 
+use crate::tls::Tls;
 use pipeline::{Error, ErrorKind, Result, Side};
 use std::path::PathBuf;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// Where and how to connect, and how to name the server in messages (never with a password).
 #[derive(Clone)]
 pub struct PgTarget {
     config: Config,
+    tls: Tls,
     side: Side,
 }
 
@@ -24,6 +26,8 @@ impl PgTarget {
     /// Parse a libpq connection string (URL or `key=value`) for `side`, filling what it leaves
     /// out from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD` and the password file.
     pub fn parse(conninfo: &str, side: Side) -> Result<PgTarget> {
+        let (conninfo, tls) = Tls::extract(conninfo, side)?;
+        let conninfo = conninfo.as_str();
         let mut config: Config = conninfo.parse().map_err(|e: tokio_postgres::Error| {
             Error::new(
                 ErrorKind::Config,
@@ -74,7 +78,8 @@ impl PgTarget {
         if config.get_application_name().is_none() {
             config.application_name("seren-replicator");
         }
-        Ok(PgTarget { config, side })
+        config.ssl_mode(tls.mode);
+        Ok(PgTarget { config, tls, side })
     }
 
     /// `host:port/dbname` as user, for messages.
@@ -115,7 +120,7 @@ impl PgTarget {
     pub async fn connect(&self) -> Result<Client> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.connector(self.side)?)
             .await
             .map_err(|e| self.connect_error(e))?;
         tokio::spawn(async move {

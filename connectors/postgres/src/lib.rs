@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod ddl;
 pub mod sink;
+pub mod tls;
 pub mod verify;
 
 pub use conn::{redact_conninfo, PgTarget};
