@@ -7,9 +7,17 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Rows per second assumed for the plan's time estimate before anything is measured: the
-/// SQLite → PostgreSQL JSONB rate recorded in bench/RESULTS.md on a 2-core machine, rounded down.
-pub const ESTIMATE_ROWS_PER_SEC: f64 = 300_000.0;
+/// Rows per second assumed for the plan's time estimate, before anything is measured: the
+/// SQLite → PostgreSQL rates in bench/RESULTS.md (2 cores), rounded down. The GIN index on JSONB
+/// documents dominates a JSONB load, so it has its own figure.
+pub fn estimated_rows_per_sec(mode: pipeline::Mode, gin: seren_postgres::GinIndex) -> f64 {
+    match (mode, gin) {
+        (pipeline::Mode::Native, _) => 300_000.0,
+        (pipeline::Mode::Jsonb, seren_postgres::GinIndex::None) => 120_000.0,
+        (pipeline::Mode::Jsonb, seren_postgres::GinIndex::Path) => 30_000.0,
+        (pipeline::Mode::Jsonb, seren_postgres::GinIndex::Full) => 15_000.0,
+    }
+}
 
 /// `12.3 MB`-style sizes.
 pub fn human_bytes(b: u64) -> String {
@@ -41,7 +49,7 @@ pub fn human_count(n: u64) -> String {
 }
 
 /// Print the plan as a table (text mode only).
-pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String]) {
+pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String], rows_per_sec: f64) {
     println!("{header}");
     let width = work
         .iter()
@@ -68,7 +76,7 @@ pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String]) {
         .map(|p| p.estimated_rows)
         .sum();
     let bytes: u64 = work.iter().map(|w| w.table.bytes).sum();
-    let secs = (rows as f64 / ESTIMATE_ROWS_PER_SEC).ceil() as u64;
+    let secs = (rows as f64 / rows_per_sec).ceil() as u64;
     println!(
         "  total: {} tables, {} rows, {}; estimated time ~{}s",
         work.len(),

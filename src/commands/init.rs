@@ -43,7 +43,12 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
     );
     if !ui.json && !ui.quiet {
-        view::print_plan(&header, &work, &warnings);
+        view::print_plan(
+            &header,
+            &work,
+            &warnings,
+            view::estimated_rows_per_sec(args.layout.mode, args.gin_index),
+        );
     }
     if args.dry_run {
         if ui.json {

@@ -87,6 +87,12 @@ fn bad_sources_are_explained() {
     assert_eq!(code, 2);
     assert!(err.contains("no connector accepts source"), "{err}");
     assert!(!err.contains("panicked"));
+    // Commands of later milestones say so instead of pretending to succeed.
+    for cmd in ["sync", "status"] {
+        let (code, _, err) = run(&[cmd, "--source", "x.db"]);
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("not implemented yet"), "{err}");
+    }
     assert_eq!(
         psql(
             &db,
