@@ -262,3 +262,45 @@ fn filters_select_tables_and_rows() {
         "{err}"
     );
 }
+
+/// On a terminal `init` asks before writing; "n" writes nothing, "y" copies. Driven through a
+/// real pseudo-terminal (util-linux `script`).
+#[test]
+fn asks_for_confirmation_on_a_terminal() {
+    use std::io::Write;
+    let dir = tempdir();
+    let src = dir.path().join("ask.db");
+    Connection::open(&src)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2);")
+        .unwrap();
+    let (url, db) = fresh_db();
+    let bin = env!("CARGO_BIN_EXE_seren-replicator");
+    let command = format!("{bin} init --source '{}' --target '{url}'", src.display());
+    for (answer, tables) in [("n", "0"), ("y", "1")] {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Proceed? [y/N]"), "{text}");
+        assert_eq!(
+            psql(
+                &db,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            ),
+            tables,
+            "answer {answer}: {text}"
+        );
+    }
+    assert_eq!(psql(&db, "SELECT count(*) FROM t"), "2");
+}
