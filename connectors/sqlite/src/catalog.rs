@@ -53,7 +53,7 @@ pub(crate) fn ident(name: &str) -> String {
 pub(crate) fn list_tables(conn: &Connection) -> Result<Vec<String>> {
     let sql = "SELECT name FROM pragma_table_list \
                WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
-    let mut names = query_strings(conn, sql, [], "listing the tables")?;
+    let mut names = query_all(conn, sql, [], "listing the tables", |r| r.get(0))?;
     names.sort();
     Ok(names)
 }
@@ -193,32 +193,25 @@ fn indexes(
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<Vec<String>>, Vec<IndexInfo>)> {
     let what = format!("reading the indexes of table \"{table}\"");
-    let list: Vec<(String, bool, String, bool)> = {
-        let mut st = conn
-            .prepare(
-                "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name",
-            )
-            .map_err(|e| sqlite(e, &what))?;
-        let rows = st
-            .query_map([table], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .map_err(|e| sqlite(e, &what))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| sqlite(e, &what))?
-    };
+    let list: Vec<(String, bool, String, bool)> = query_all(
+        conn,
+        "SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1) ORDER BY name",
+        [table],
+        &what,
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let (mut unique_keys, mut indexes) = (Vec::new(), Vec::new());
     for (index, unique, origin, partial) in list {
         if origin == "pk" {
             continue; // the primary key
         }
-        let mut st = conn
-            .prepare("SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno")
-            .map_err(|e| sqlite(e, &what))?;
-        let keys: Vec<(Option<String>, Option<String>)> = st
-            .query_map([&index], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| sqlite(e, &what))?;
+        let keys: Vec<(Option<String>, Option<String>)> = query_all(
+            conn,
+            "SELECT name, coll FROM pragma_index_xinfo(?1) WHERE key = 1 ORDER BY seqno",
+            [&index],
+            &what,
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         if partial {
             warnings.push(format!(
                 "partial index \"{index}\" skipped: recreate it by hand in PostgreSQL"
@@ -262,21 +255,13 @@ fn foreign_keys(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<ForeignKeyInfo>> {
     let what = format!("reading the foreign keys of table \"{table}\"");
-    let rows: Vec<(i64, String, String, Option<String>)> = {
-        let mut st = conn
-            .prepare(
-                "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) \
-                 ORDER BY id, seq",
-            )
-            .map_err(|e| sqlite(e, &what))?;
-        let rows = st
-            .query_map([table], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .map_err(|e| sqlite(e, &what))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| sqlite(e, &what))?
-    };
+    let rows: Vec<(i64, String, String, Option<String>)> = query_all(
+        conn,
+        "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+        [table],
+        &what,
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let mut keys: Vec<(i64, ForeignKeyInfo, bool)> = Vec::new();
     for (id, referenced, from, to) in rows {
         if keys.last().is_none_or(|k| k.0 != id) {
@@ -315,11 +300,12 @@ fn foreign_keys(
         };
         fk.referenced_table = referenced;
         if implicit {
-            fk.referenced_columns = query_strings(
+            fk.referenced_columns = query_all(
                 conn,
                 "SELECT name FROM pragma_table_xinfo(?1) WHERE pk > 0 ORDER BY pk",
                 [&fk.referenced_table],
                 &what,
+                |r| r.get(0),
             )?;
         }
         if fk.referenced_columns.len() != fk.columns.len() {
@@ -390,16 +376,14 @@ fn count(conn: &Connection, sql: &str, table: &str) -> Result<u64> {
         .map_err(|e| sqlite(e, format!("counting the rows of table \"{table}\"")))
 }
 
-fn query_strings<P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &str,
-    params: P,
-    what: &str,
-) -> Result<Vec<String>> {
+/// Every row of `sql`, each turned into a `T` by `row`; errors say they happened while `what`.
+fn query_all<P, T, F>(conn: &Connection, sql: &str, params: P, what: &str, row: F) -> Result<Vec<T>>
+where
+    P: rusqlite::Params,
+    F: FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
     let mut st = conn.prepare(sql).map_err(|e| sqlite(e, what))?;
-    let rows = st
-        .query_map(params, |r| r.get(0))
-        .map_err(|e| sqlite(e, what))?;
-    rows.collect::<rusqlite::Result<_>>()
+    st.query_map(params, row)
+        .and_then(|rows| rows.collect())
         .map_err(|e| sqlite(e, what))
 }
