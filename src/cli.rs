@@ -95,15 +95,9 @@ pub struct Layout {
 /// `init` arguments.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// Source, target, selection and layout, as for `validate` and `verify`.
     #[command(flatten)]
-    #[allow(missing_docs)]
-    pub endpoints: Endpoints,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub selection: Selection,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub layout: Layout,
+    pub tables: CheckArgs,
     /// JSONB mode's GIN index on `data`: `full` (jsonb_ops), `path` (jsonb_path_ops) or `none`.
     #[arg(long, default_value = "full", env = "SEREN_GIN_INDEX")]
     pub gin_index: seren_postgres::GinIndex,
@@ -127,8 +121,9 @@ pub struct InitArgs {
     pub local: bool,
 }
 
-/// Arguments of `validate` and `verify`: what to compare or check, and how it was laid out.
-#[derive(Debug, Args)]
+/// Source, target, table selection and layout: what `init` copies, `validate` checks and
+/// `verify` compares.
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -43,21 +43,22 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             (Some(pg), url)
         }
     };
-    let endpoints = Endpoints {
-        source: db_path.display().to_string(),
-        target: target.clone(),
-        password_file: None,
-    };
-    let layout = Layout {
-        mode: args.mode,
-        target_schema: "public".into(),
-        on_type_mismatch: OnTypeMismatch::Text,
+    let check = CheckArgs {
+        endpoints: Endpoints {
+            source: db_path.display().to_string(),
+            target: target.clone(),
+            password_file: None,
+        },
+        selection: Selection::default(),
+        layout: Layout {
+            mode: args.mode,
+            target_schema: "public".into(),
+            on_type_mismatch: OnTypeMismatch::Text,
+        },
     };
     let code = super::init::run(
         InitArgs {
-            endpoints: endpoints.clone(),
-            selection: Selection::default(),
-            layout: layout.clone(),
+            tables: check.clone(),
             drop_existing: args.target.is_some(),
             gin_index: seren_postgres::GinIndex::Full,
             jobs: None,
@@ -73,15 +74,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
         return Ok(code);
     }
     say("\nVerifying (row counts and content digests) …");
-    let code = super::verify::run(
-        CheckArgs {
-            endpoints,
-            selection: Selection::default(),
-            layout,
-        },
-        ui,
-    )
-    .await?;
+    let code = super::verify::run(check, ui).await?;
     if code != 0 {
         return Ok(code);
     }

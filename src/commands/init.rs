@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
-    let mut options = session::source_options(&args.layout);
+    let mut options = session::source_options(&args.tables.layout);
     options.partition_rows = args.partition_rows.max(1);
-    let s = session::open(&args.endpoints, options).await?;
+    let s = session::open(&args.tables.endpoints, options).await?;
     // Reach the target before the (possibly long) catalog work, so a typo fails fast.
     drop(s.target.connect().await?);
 
-    let selected = session::select(&*s.source, &args.selection).await?;
+    let selected = session::select(&*s.source, &args.tables.selection).await?;
     let mut work = Vec::with_capacity(selected.len());
     let mut warnings = Vec::new();
     for (table, filter) in selected {
@@ -36,8 +36,8 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         s.source.kind(),
         s.source.location(),
         s.target.display(),
-        args.layout.target_schema,
-        match args.layout.mode {
+        args.tables.layout.target_schema,
+        match args.tables.layout.mode {
             pipeline::Mode::Jsonb => "jsonb",
             pipeline::Mode::Native => "native",
         }
@@ -47,7 +47,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             &header,
             &work,
             &warnings,
-            view::estimated_rows_per_sec(args.layout.mode, args.gin_index),
+            view::estimated_rows_per_sec(args.tables.layout.mode, args.gin_index),
         );
     }
     if args.dry_run {
@@ -85,8 +85,8 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     let sink = Arc::new(PgSink::new(
         s.target.clone(),
         PgSinkOptions {
-            mode: args.layout.mode,
-            schema: args.layout.target_schema.clone(),
+            mode: args.tables.layout.mode,
+            schema: args.tables.layout.target_schema.clone(),
             drop_existing: args.drop_existing,
             source_type: s.source.kind().to_string(),
             gin_index: args.gin_index,
@@ -134,8 +134,8 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
                 "ok": true,
                 "source": {"kind": s.source.kind(), "location": s.source.location()},
                 "target": s.target.display(),
-                "schema": args.layout.target_schema,
-                "mode": args.layout.mode,
+                "schema": args.tables.layout.target_schema,
+                "mode": args.tables.layout.mode,
                 "rows": rows,
                 "seconds": seconds,
                 "tables": outcomes,
