@@ -76,6 +76,44 @@ pub struct Selection {
     /// Copy only matching rows: `table:SQL predicate` in the source's SQL (repeatable).
     #[arg(long = "table-filter", value_name = "TABLE:PREDICATE")]
     pub table_filters: Vec<String>,
+    /// PostgreSQL sources: copy these tables' schema but not their rows (comma-separated).
+    #[arg(long, value_delimiter = ',', env = "SEREN_SCHEMA_ONLY_TABLES")]
+    pub schema_only_tables: Vec<String>,
+    /// PostgreSQL sources: copy only recent rows, `schema.table:column:90 days` (repeatable).
+    #[arg(long = "time-filter", value_name = "TABLE:COLUMN:SPAN")]
+    pub time_filters: Vec<String>,
+    /// PostgreSQL sources: filters from a TOML file (`[databases.<db>]` sections); flags win.
+    #[arg(long, env = "SEREN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL sources: copy these databases (each to the same-named target database).
+    #[arg(long, value_delimiter = ',', env = "SEREN_INCLUDE_DATABASES")]
+    pub include_databases: Vec<String>,
+    /// PostgreSQL sources: skip these databases.
+    #[arg(long, value_delimiter = ',', env = "SEREN_EXCLUDE_DATABASES")]
+    pub exclude_databases: Vec<String>,
+    /// PostgreSQL sources: copy every database of the source server (templates excluded).
+    #[arg(long)]
+    pub all_databases: bool,
+}
+
+impl Selection {
+    /// The flags that only PostgreSQL sources accept, by name, when given.
+    pub fn postgres_only_flags(&self) -> Vec<&'static str> {
+        let mut used = Vec::new();
+        for (set, flag) in [
+            (!self.schema_only_tables.is_empty(), "--schema-only-tables"),
+            (!self.time_filters.is_empty(), "--time-filter"),
+            (self.config.is_some(), "--config"),
+            (!self.include_databases.is_empty(), "--include-databases"),
+            (!self.exclude_databases.is_empty(), "--exclude-databases"),
+            (self.all_databases, "--all-databases"),
+        ] {
+            if set {
+                used.push(flag);
+            }
+        }
+        used
+    }
 }
 
 /// How tables are laid out in the target.
@@ -119,6 +157,42 @@ pub struct InitArgs {
     /// Run on this machine (the only execution mode so far).
     #[arg(long)]
     pub local: bool,
+    /// PostgreSQL → PostgreSQL settings.
+    #[command(flatten)]
+    pub postgres: PgInitArgs,
+}
+
+/// `init` flags for PostgreSQL sources.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PgInitArgs {
+    /// Stop after the snapshot copy instead of continuing into continuous sync.
+    #[arg(long, env = "SEREN_NO_SYNC")]
+    pub no_sync: bool,
+    /// Index and constraint builds at once (default: the number of CPU cores).
+    #[arg(long, env = "SEREN_INDEX_JOBS")]
+    pub index_jobs: Option<usize>,
+    /// Split tables bigger than this into block ranges copied in parallel, e.g. `2GB`; `0`
+    /// never splits; `auto` splits at 1 GB on machines with 4+ cores and never below that.
+    #[arg(long, default_value = "auto", env = "SEREN_SPLIT_TABLES_LARGER_THAN")]
+    pub split_tables_larger_than: String,
+    /// Start over instead of resuming an interrupted run (drops what it copied).
+    #[arg(long, env = "SEREN_NO_RESUME")]
+    pub no_resume: bool,
+    /// Keep the resume state (schema `seren_replicator` in the target) after success.
+    #[arg(long, env = "SEREN_KEEP_STATE")]
+    pub keep_state: bool,
+    /// Do not restore object owners (objects belong to the target user).
+    #[arg(long, env = "SEREN_NO_OWNER")]
+    pub no_owner: bool,
+    /// Do not restore privileges (GRANT/REVOKE).
+    #[arg(long, env = "SEREN_NO_PRIVILEGES")]
+    pub no_privileges: bool,
+    /// Copy role definitions first (without passwords).
+    #[arg(long, env = "SEREN_ROLES")]
+    pub roles: bool,
+    /// Do not copy large objects.
+    #[arg(long, env = "SEREN_NO_BLOBS")]
+    pub no_blobs: bool,
 }
 
 /// Source, target, table selection and layout: what `init` copies, `validate` checks and

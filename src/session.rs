@@ -22,6 +22,14 @@ pub async fn open(endpoints: &Endpoints, options: SourceOptions) -> Result<Sessi
     let shown = seren_postgres::redact_conninfo(&endpoints.source);
     let factory = registry.find(&endpoints.source, &shown)?;
     let source = factory.open(&endpoints.source, &options).await?;
+    Ok(Session {
+        source,
+        target: target(endpoints)?,
+    })
+}
+
+/// The target's connection settings, with the password from `--password-file` when given.
+pub fn target(endpoints: &Endpoints) -> Result<PgTarget> {
     let mut conninfo = endpoints.target.clone();
     if let Some(file) = &endpoints.password_file {
         let pw = std::fs::read_to_string(file)
@@ -29,8 +37,15 @@ pub async fn open(endpoints: &Endpoints, options: SourceOptions) -> Result<Sessi
         let pw = pw.lines().next().unwrap_or_default();
         conninfo = with_password(&conninfo, pw);
     }
-    let target = PgTarget::parse(&conninfo, Side::Target)?;
-    Ok(Session { source, target })
+    Ok(PgTarget::parse(&conninfo, Side::Target)?)
+}
+
+/// Whether a source string names a PostgreSQL server (URL or `key=value` conninfo).
+pub fn is_postgres(source: &str) -> bool {
+    let s = source.trim_start();
+    s.starts_with("postgresql://")
+        || s.starts_with("postgres://")
+        || (!s.contains('/') && s.contains('=') && (s.contains("host=") || s.contains("dbname=")))
 }
 
 /// `conninfo` with `password` added, in the string's own syntax: a percent-encoded URL
@@ -68,6 +83,16 @@ pub async fn select(
     source: &dyn Source,
     selection: &Selection,
 ) -> Result<Vec<(TableInfo, Option<String>)>> {
+    let pg_only = selection.postgres_only_flags();
+    if !pg_only.is_empty() {
+        return Err(Error::config(format!(
+            "{} only apply to PostgreSQL sources; source {} is {}",
+            pg_only.join(", "),
+            source.location(),
+            source.kind()
+        ))
+        .into());
+    }
     let all = source.list_tables().await?;
     let known = |name: &str, flag: &str| -> Result<()> {
         if all.iter().any(|t| t == name) {

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod encode;
 pub mod error;
 pub mod progress;
+pub mod raw;
 pub mod registry;
 pub mod runtime;
 pub mod sink;

@@ -66,6 +66,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             dry_run: false,
             yes: true,
             local: true,
+            postgres: Default::default(),
         },
         ui,
     )

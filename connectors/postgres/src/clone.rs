@@ -1,0 +1,836 @@
+//! PostgreSQL → PostgreSQL copy of one database: plan under one snapshot, restore the pre-data
+//! schema (with the resume state, in one transaction), stream every table as raw COPY rows,
+//! build each table's indexes as soon as its rows are in, then the rest of the post-data
+//! schema, sequences, large objects and statistics.
+
+use crate::catalog::{self, display_name, PgTable, STATE_SCHEMA};
+use crate::clone_sink::{post_data_step, CloneTable, PgCloneSink};
+use crate::conn::{query_error, PgTarget};
+use crate::ddl::{quote_ident, quote_literal};
+use crate::schema::{run_sql, DumpOptions, PostDataEntry, SchemaDump};
+use crate::source::PgSource;
+use crate::state::{self, mark_step, RunState};
+use crate::tools::ClientTools;
+use pipeline::{
+    Error, ErrorKind, Partition, Progress, Result, RunOptions, Side, Source, TableWork,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+/// Which tables and rows of one database are copied (the CLI's filters, resolved per database).
+pub trait TableRules: Send + Sync {
+    /// Is the table copied at all (schema, and rows unless schema-only)?
+    fn selects(&self, schema: &str, table: &str) -> bool;
+    /// Is only its schema copied?
+    fn schema_only(&self, schema: &str, table: &str) -> bool;
+    /// Its row filter (SQL predicate), if any.
+    fn predicate(&self, schema: &str, table: &str) -> Option<String>;
+    /// Stable text of the rules, part of the resume fingerprint.
+    fn fingerprint(&self) -> String;
+    /// Every table the rules name, with the flag or config key naming it: (flag, schema,
+    /// table). Each must exist in the source.
+    fn named(&self) -> Vec<(String, String, String)>;
+}
+
+/// Settings of a copy.
+#[derive(Debug, Clone)]
+pub struct CloneOptions {
+    /// Tables copied at once.
+    pub jobs: usize,
+    /// Index and constraint builds at once.
+    pub index_jobs: usize,
+    /// Split tables bigger than this into block ranges of this size (0: never split).
+    pub split_bytes: u64,
+    /// Replace tables (or the whole database) that already exist in the target.
+    pub drop_existing: bool,
+    /// Resume an interrupted run of the same copy (else start over).
+    pub resume: bool,
+    /// Keep the resume state schema after success.
+    pub keep_state: bool,
+    /// Do not restore object owners.
+    pub no_owner: bool,
+    /// Do not restore privileges.
+    pub no_privileges: bool,
+    /// Copy large objects.
+    pub blobs: bool,
+}
+
+/// A planned copy of one database, holding the source snapshot open.
+pub struct ClonePlan {
+    /// Source database name.
+    pub database: String,
+    /// The source, under the run's snapshot.
+    pub source: Arc<PgSource>,
+    /// The target database.
+    pub target: PgTarget,
+    /// Tables whose rows are copied, with the partitions still to copy.
+    pub work: Vec<TableWork>,
+    /// Tables copied as schema only.
+    pub schema_only: Vec<String>,
+    /// Whether this resumes an interrupted run.
+    pub resuming: bool,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+    tools: ClientTools,
+    tables: Vec<PgTable>,
+    excluded: Vec<(String, String)>,
+    plan: BTreeMap<String, Vec<Partition>>,
+    reset: Vec<String>,
+    steps_done: HashSet<String>,
+    fingerprint: String,
+    target_exists: bool,
+    replace: Replace,
+    opts: CloneOptions,
+}
+
+/// What to do about objects already in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// Nothing there (or resuming).
+    Nothing,
+    /// Drop and recreate the whole target database (every table is copied).
+    Database,
+    /// Drop the copied objects before restoring them.
+    Objects,
+}
+
+/// What a finished copy did.
+#[derive(Debug, Clone, Default)]
+pub struct CloneReport {
+    /// Per-table outcomes of the data phase.
+    pub tables: Vec<pipeline::TableOutcome>,
+    /// Things the user should know that did not stop the run.
+    pub warnings: Vec<String>,
+    /// Large objects copied.
+    pub large_objects: usize,
+    /// Sequences set.
+    pub sequences: usize,
+}
+
+impl ClonePlan {
+    /// Open the source snapshot, read its catalog, apply `rules`, check the target (conflicts,
+    /// a previous run to resume) and plan the partitions. Writes nothing.
+    pub async fn prepare(
+        source: &PgTarget,
+        target: &PgTarget,
+        rules: &dyn TableRules,
+        opts: &CloneOptions,
+    ) -> Result<ClonePlan> {
+        let pg = PgSource::open(source.clone(), None).await?;
+        let major = catalog::server_major(pg.catalog(), Side::Source).await?;
+        let tools = ClientTools::find(major)?;
+        let all = pg.load_tables().await?;
+        let selected = |t: &PgTable| {
+            rules.selects(&t.schema, &t.name)
+                || t
+                    .partition_root
+                    .as_ref()
+                    .is_some_and(|(s, n)| rules.selects(s, n))
+        };
+        let schema_only = |t: &PgTable| {
+            rules.schema_only(&t.schema, &t.name)
+                || t
+                    .partition_root
+                    .as_ref()
+                    .is_some_and(|(s, n)| rules.schema_only(s, n))
+        };
+        let predicate = |t: &PgTable| {
+            rules.predicate(&t.schema, &t.name).or_else(|| {
+                t.partition_root
+                    .as_ref()
+                    .and_then(|(s, n)| rules.predicate(s, n))
+            })
+        };
+        check_named(rules, &all, &pg)?;
+        let mut tables = Vec::new();
+        let mut excluded = Vec::new();
+        let mut schema_only_names = Vec::new();
+        let mut filtered = Vec::new();
+        for t in all.iter() {
+            if !selected(t) {
+                excluded.push((t.schema.clone(), t.name.clone()));
+                continue;
+            }
+            if schema_only(t) && t.relkind == 'r' {
+                schema_only_names.push(t.display());
+            }
+            if predicate(t).is_some() {
+                filtered.push((t.schema.clone(), t.name.clone()));
+            }
+            tables.push(t.clone());
+        }
+        let copied: HashSet<(String, String)> = tables
+            .iter()
+            .filter(|t| !schema_only(t))
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        fk_guard(&pg, &filtered, &copied).await?;
+
+        let database = source.dbname().to_string();
+        let fingerprint = format!(
+            "source={} target={} rules={}",
+            source.display(),
+            target.display(),
+            rules.fingerprint()
+        );
+        let target_exists = database_exists(target).await?;
+        let previous = if target_exists {
+            state::load(&target.connect().await?).await?
+        } else {
+            None
+        };
+        let resuming = opts.resume && previous.is_some();
+        if let (true, Some(prev)) = (resuming, &previous) {
+            if prev.fingerprint != fingerprint {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    Side::Target,
+                    format!(
+                        "target {} holds the state of an interrupted run of a different copy \
+                         (schema {STATE_SCHEMA}: {}); this run is {}. Rerun with the same \
+                         source, target and filters to resume it, or add --no-resume to start \
+                         over (this drops what the interrupted run copied)",
+                        target.display(),
+                        prev.fingerprint,
+                        fingerprint
+                    ),
+                ));
+            }
+        }
+        let every_table = excluded.is_empty() && schema_only_names.is_empty() && filtered.is_empty();
+        let replace = if resuming {
+            Replace::Nothing
+        } else if opts.drop_existing || previous.is_some() {
+            if every_table && target.dbname() != "postgres" {
+                Replace::Database
+            } else {
+                Replace::Objects
+            }
+        } else {
+            if target_exists {
+                conflicts(target, &tables).await?;
+            }
+            Replace::Nothing
+        };
+
+        let data_tables: Vec<&PgTable> = tables
+            .iter()
+            .filter(|t| t.relkind == 'r' && !schema_only(t))
+            .collect();
+        let mut plan = BTreeMap::new();
+        let mut work = Vec::new();
+        let mut reset = Vec::new();
+        let (done, steps_done) = match (&previous, resuming) {
+            (Some(p), true) => (p.partitions_done.clone(), p.steps_done.clone()),
+            _ => Default::default(),
+        };
+        for t in data_tables {
+            let name = t.display();
+            let parts = match (&previous, resuming) {
+                (Some(RunState { plan: old, .. }), true) => {
+                    old.get(&name).cloned().ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Config,
+                            Side::Target,
+                            format!(
+                                "the interrupted run did not plan table {name}, which the \
+                                 source now has; rerun with --no-resume to start over"
+                            ),
+                        )
+                    })?
+                }
+                _ => pg.partitions(t, opts.split_bytes, predicate(t).as_deref()),
+            };
+            plan.insert(name.clone(), parts.clone());
+            let done_here = parts
+                .iter()
+                .filter(|p| done.contains(&(name.clone(), p.index)))
+                .count();
+            let todo: Vec<Partition> = if done_here > 0 && done_here < parts.len() {
+                reset.push(name.clone());
+                parts
+            } else {
+                parts
+                    .into_iter()
+                    .filter(|p| !done.contains(&(name.clone(), p.index)))
+                    .collect()
+            };
+            work.push(TableWork {
+                table: PgSource::table_info(t),
+                partitions: todo,
+            });
+        }
+        let mut warnings = Vec::new();
+        if !reset.is_empty() {
+            warnings.push(format!(
+                "partly copied tables are copied again whole (a new snapshot cannot be combined \
+                 with the interrupted run's): {}",
+                reset.join(", ")
+            ));
+        }
+        Ok(ClonePlan {
+            database,
+            source: Arc::new(pg),
+            target: target.clone(),
+            work,
+            schema_only: schema_only_names,
+            resuming,
+            warnings,
+            tools,
+            tables,
+            excluded,
+            plan,
+            reset,
+            steps_done,
+            fingerprint,
+            target_exists,
+            replace,
+            opts: opts.clone(),
+        })
+    }
+
+    /// Run the copy. Must be called on a tokio runtime with blocking threads available.
+    pub async fn run(
+        self,
+        progress: Arc<Progress>,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<CloneReport> {
+        let mut report = CloneReport {
+            warnings: self.warnings.clone(),
+            ..Default::default()
+        };
+        match self.replace {
+            Replace::Database => {
+                recreate_database(&self.target, self.source.catalog(), self.target_exists).await?
+            }
+            _ if !self.target_exists => {
+                recreate_database(&self.target, self.source.catalog(), false).await?
+            }
+            _ => {}
+        }
+        let dump = SchemaDump::dump(
+            &self.tools,
+            self.source.server(),
+            &DumpOptions {
+                snapshot: Some(self.source.snapshot().to_string()),
+                include_tables: Vec::new(),
+                exclude_tables: self.excluded.clone(),
+                exclude_schemas: vec![STATE_SCHEMA.to_string()],
+                no_owner: self.opts.no_owner,
+                no_privileges: self.opts.no_privileges,
+            },
+        )
+        .await?;
+        let target = self.target.clone();
+        if !self.resuming {
+            if self.replace == Replace::Objects {
+                drop_objects(&target, &self.tables).await?;
+            }
+            let mut sql = dump.pre_data_sql().await?;
+            sql.push('\n');
+            sql.push_str(&state::create_sql(&self.fingerprint, &self.plan));
+            run_sql(&self.tools, &target, &sql, true).await?;
+        }
+        let mut client = target.connect().await?;
+        for name in &self.reset {
+            let t = self.table(name)?;
+            state::reset_table(&mut client, &t.sql_name(), name).await?;
+        }
+
+        let post = dump.post_data().await?;
+        let data: HashSet<(String, String)> = self
+            .work
+            .iter()
+            .filter_map(|w| self.table(&w.table.name).ok())
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        let (per_table, rest): (Vec<PostDataEntry>, Vec<PostDataEntry>) =
+            post.entries.into_iter().partition(|e| {
+                matches!(e.kind.as_str(), "INDEX" | "CONSTRAINT")
+                    && e.table.as_ref().is_some_and(|t| data.contains(t))
+            });
+        let clone_tables = self
+            .work
+            .iter()
+            .map(|w| {
+                let t = self.table(&w.table.name)?.clone();
+                let key = Some((t.schema.clone(), t.name.clone()));
+                Ok(CloneTable {
+                    partitions: self.plan.get(&w.table.name).map_or(1, Vec::len),
+                    post_data: per_table.iter().filter(|e| e.table == key).cloned().collect(),
+                    table: t,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sink = Arc::new(PgCloneSink::new(
+            target.clone(),
+            clone_tables,
+            post.preamble.clone(),
+            self.steps_done.clone(),
+            self.opts.index_jobs,
+        ));
+        let run_opts = RunOptions {
+            jobs: self.opts.jobs,
+            cancel,
+        };
+        let handle = Handle::current();
+        let (source, work) = (self.source.clone(), self.work.clone());
+        report.tables = tokio::task::spawn_blocking(move || {
+            pipeline::copy_tables(&handle, source, sink, work, progress, &run_opts)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, Side::Local, format!("copy task failed: {e}")))??;
+
+        if !self.steps_done.contains("post-data") {
+            report
+                .warnings
+                .extend(self.finish_post_data(&target, &post.preamble, &rest).await?);
+        }
+        if !self.steps_done.contains("sequences") {
+            report.sequences = self.copy_sequences(&mut client).await?;
+        }
+        if self.opts.blobs && !self.steps_done.contains("blobs") {
+            report.large_objects = self.copy_large_objects(&mut client).await?;
+        }
+        self.analyze(&target).await?;
+        if !self.opts.keep_state {
+            state::drop_state(&client).await?;
+        }
+        Ok(report)
+    }
+
+    /// The source table with this display name.
+    pub fn table_named(&self, display: &str) -> Option<&PgTable> {
+        self.tables.iter().find(|t| t.display() == display)
+    }
+
+    fn table(&self, display: &str) -> Result<&PgTable> {
+        self.table_named(display).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Schema,
+                    Side::Source,
+                    format!("table {display} vanished from the plan"),
+                )
+            })
+    }
+
+    /// Everything of the post-data schema not built per table (foreign keys, triggers, rules,
+    /// partitioned-table indexes, comments…), in one transaction; foreign keys are added
+    /// NOT VALID there and validated afterwards, several at once.
+    async fn finish_post_data(
+        &self,
+        target: &PgTarget,
+        preamble: &str,
+        entries: &[PostDataEntry],
+    ) -> Result<Vec<String>> {
+        let partitioned: HashSet<(String, String)> = self
+            .tables
+            .iter()
+            .filter(|t| t.relkind == 'p')
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        let mut client = target.connect().await?;
+        let err = |what: &str, e| query_error(Side::Target, what, e);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| err("starting the post-data step", e))?;
+        tx.batch_execute(preamble)
+            .await
+            .map_err(|e| err("setting up the post-data step", e))?;
+        let mut to_validate = Vec::new();
+        for e in entries {
+            let mut sql = e.sql.clone();
+            if e.kind == "FK CONSTRAINT" {
+                if let Some((schema, table)) = &e.table {
+                    let trimmed = sql.trim_end().trim_end_matches(';').to_string();
+                    if !partitioned.contains(&(schema.clone(), table.clone()))
+                        && !trimmed.ends_with("NOT VALID")
+                    {
+                        let name = e
+                            .tag
+                            .strip_prefix(&format!("{table} "))
+                            .unwrap_or(&e.tag)
+                            .to_string();
+                        to_validate.push((schema.clone(), table.clone(), name));
+                        sql = format!("{trimmed} NOT VALID;\n");
+                    }
+                }
+            }
+            tx.batch_execute(&sql).await.map_err(|x| {
+                err(
+                    &format!("creating {} {} (schema {})", e.kind, e.tag, e.schema),
+                    x,
+                )
+            })?;
+        }
+        mark_step(&tx, "post-data").await?;
+        tx.commit()
+            .await
+            .map_err(|e| err("committing the post-data step", e))?;
+
+        let mut warnings = Vec::new();
+        let jobs = self.opts.index_jobs.max(1);
+        for batch in to_validate.chunks(jobs) {
+            let checks = batch.iter().map(|(schema, table, name)| async move {
+                let client = target.connect().await?;
+                let sql = format!(
+                    "ALTER TABLE {}.{} VALIDATE CONSTRAINT {}",
+                    quote_ident(schema),
+                    quote_ident(table),
+                    quote_ident(name)
+                );
+                Ok::<_, Error>(client.batch_execute(&sql).await.err().map(|e| {
+                    format!(
+                        "foreign key {name} on {} kept NOT VALID: the copied rows violate it \
+                         ({})",
+                        display_name(schema, table),
+                        query_error(Side::Target, "validating", e)
+                    )
+                }))
+            });
+            for w in futures::future::try_join_all(checks).await? {
+                warnings.extend(w);
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Set every sequence the target has to the source's value (read under the snapshot).
+    async fn copy_sequences(&self, client: &mut tokio_postgres::Client) -> Result<usize> {
+        let values = catalog::sequences(self.source.catalog()).await?;
+        let err = |e| query_error(Side::Target, "setting sequences", e);
+        let tx = client.transaction().await.map_err(err)?;
+        let mut n = 0;
+        for s in values {
+            let name = format!("{}.{}", quote_ident(&s.schema), quote_ident(&s.name));
+            let exists: bool = tx
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+                .await
+                .map_err(err)?
+                .get(0);
+            if exists {
+                tx.execute(
+                    "SELECT pg_catalog.setval($1::regclass, $2, $3)",
+                    &[&name, &s.last_value, &s.is_called],
+                )
+                .await
+                .map_err(err)?;
+                n += 1;
+            }
+        }
+        mark_step(&tx, "sequences").await?;
+        tx.commit().await.map_err(err)?;
+        Ok(n)
+    }
+
+    /// Copy every large object (read under the snapshot) in one target transaction.
+    async fn copy_large_objects(&self, client: &mut tokio_postgres::Client) -> Result<usize> {
+        const CHUNK: i32 = 1 << 20;
+        let oids = catalog::large_objects(self.source.catalog()).await?;
+        let err = |e| query_error(Side::Target, "writing large objects", e);
+        let tx = client.transaction().await.map_err(err)?;
+        for &oid in &oids {
+            let exists: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata WHERE oid = $1)",
+                    &[&oid],
+                )
+                .await
+                .map_err(err)?
+                .get(0);
+            if exists {
+                tx.execute("SELECT lo_unlink($1)", &[&oid])
+                    .await
+                    .map_err(err)?;
+            }
+            tx.execute("SELECT lo_create($1)", &[&oid])
+                .await
+                .map_err(err)?;
+            let mut offset: i64 = 0;
+            loop {
+                let data: Vec<u8> = self
+                    .source
+                    .catalog()
+                    .query_one("SELECT lo_get($1, $2, $3)", &[&oid, &offset, &CHUNK])
+                    .await
+                    .map_err(|e| query_error(Side::Source, "reading a large object", e))?
+                    .get(0);
+                if data.is_empty() {
+                    break;
+                }
+                tx.execute("SELECT lo_put($1, $2, $3)", &[&oid, &offset, &data])
+                    .await
+                    .map_err(err)?;
+                offset += data.len() as i64;
+                if data.len() < CHUNK as usize {
+                    break;
+                }
+            }
+        }
+        mark_step(&tx, "blobs").await?;
+        tx.commit().await.map_err(err)?;
+        Ok(oids.len())
+    }
+
+    /// Planner statistics for every copied table, several at once.
+    async fn analyze(&self, target: &PgTarget) -> Result<()> {
+        let names: Vec<String> = self
+            .work
+            .iter()
+            .filter_map(|w| self.table(&w.table.name).ok().map(PgTable::sql_name))
+            .collect();
+        let jobs = self.opts.index_jobs.max(1);
+        for batch in names.chunks(jobs.max(1) * 4) {
+            let mut groups: Vec<Vec<&String>> = vec![Vec::new(); jobs];
+            for (i, n) in batch.iter().enumerate() {
+                groups[i % jobs].push(n);
+            }
+            let runs = groups.into_iter().map(|g| async move {
+                if g.is_empty() {
+                    return Ok(());
+                }
+                let client = target.connect().await?;
+                for n in g {
+                    client
+                        .batch_execute(&format!("ANALYZE {n}"))
+                        .await
+                        .map_err(|e| query_error(Side::Target, "analyzing", e))?;
+                }
+                Ok::<_, Error>(())
+            });
+            futures::future::try_join_all(runs).await?;
+        }
+        Ok(())
+    }
+
+    /// Total bytes of the tables whose rows are copied.
+    pub fn data_bytes(&self) -> u64 {
+        self.work.iter().map(|w| w.table.bytes).sum()
+    }
+}
+
+/// Every table the rules name exists in the source, or a configuration error listing them.
+fn check_named(rules: &dyn TableRules, all: &[PgTable], pg: &PgSource) -> Result<()> {
+    for (flag, schema, table) in rules.named() {
+        if all.iter().any(|t| t.schema == schema && t.name == table) {
+            continue;
+        }
+        let mut names: Vec<String> = all.iter().map(PgTable::display).collect();
+        if names.len() > 50 {
+            names.truncate(50);
+            names.push("…".into());
+        }
+        return Err(Error::config(format!(
+            "{flag}: table {} does not exist in source {}; its tables are: {}",
+            display_name(&schema, &table),
+            pg.location(),
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// The spec's guard: rows of a filtered table could be referenced from a table outside the
+/// copy, whose rows `TRUNCATE … CASCADE` would wipe; refuse, naming both.
+async fn fk_guard(
+    pg: &PgSource,
+    filtered: &[(String, String)],
+    copied: &HashSet<(String, String)>,
+) -> Result<()> {
+    if filtered.is_empty() {
+        return Ok(());
+    }
+    let fks = catalog::foreign_keys(pg.catalog()).await?;
+    let problems: Vec<String> = fks
+        .iter()
+        .filter(|fk| filtered.contains(&fk.to) && !copied.contains(&fk.from))
+        .map(|fk| {
+            format!(
+                "FK-related table {} will be truncated but is NOT being copied: it references \
+                 the filtered table {} (constraint {})",
+                display_name(&fk.from.0, &fk.from.1),
+                display_name(&fk.to.0, &fk.to.1),
+                fk.name
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Conflict,
+        Side::Source,
+        format!(
+            "{}; include those tables in the copy (with a matching --table-filter or \
+             [[databases.<db>.table_filters]] entry) or drop the foreign key first",
+            problems.join("; ")
+        ),
+    ))
+}
+
+/// Whether the target database exists (connecting to it is the only test every user can run).
+async fn database_exists(target: &PgTarget) -> Result<bool> {
+    match target.connect().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.to_string().contains("does not exist") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Selected tables that already exist in the target: a conflict naming them and their rows.
+async fn conflicts(target: &PgTarget, tables: &[PgTable]) -> Result<()> {
+    let client = target.connect().await?;
+    let mut found = Vec::new();
+    for t in tables {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.sql_name()])
+            .await
+            .map_err(|e| query_error(Side::Target, "checking existing tables", e))?
+            .get(0);
+        if !exists {
+            continue;
+        }
+        let has_rows: bool = client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", t.sql_name()),
+                &[],
+            )
+            .await
+            .map_err(|e| query_error(Side::Target, "checking existing tables", e))?
+            .get(0);
+        found.push(format!(
+            "{} ({})",
+            t.display(),
+            if has_rows { "not empty" } else { "empty" }
+        ));
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Conflict,
+        Side::Target,
+        format!(
+            "target {} already has {}: {}; add --drop-existing to replace them, or choose \
+             another target database",
+            target.display(),
+            if found.len() == 1 { "table" } else { "tables" },
+            found.join(", ")
+        ),
+    ))
+}
+
+/// Create the target database (dropping it first when `drop`), with the source's encoding
+/// and locale, from `template0`.
+async fn recreate_database(
+    target: &PgTarget,
+    source: &tokio_postgres::Client,
+    drop: bool,
+) -> Result<()> {
+    let db = target.dbname();
+    let row = source
+        .query_one(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database
+             WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(Side::Source, "reading the database encoding", e))?;
+    let (encoding, collate, ctype): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let maintenance = if db == "postgres" {
+        "template1"
+    } else {
+        "postgres"
+    };
+    let admin = target.with_dbname(maintenance).connect().await?;
+    let err = |what: &str, e| query_error(Side::Target, what, e);
+    if drop {
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(db)
+            ))
+            .await
+            .map_err(|e| err(&format!("dropping database {db} (--drop-existing)"), e))?;
+    }
+    let with_locale = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        quote_ident(db),
+        quote_literal(&encoding),
+        quote_literal(&collate),
+        quote_literal(&ctype)
+    );
+    if admin.batch_execute(&with_locale).await.is_err() {
+        tracing::warn!(database = db, "the source's locale is not available on the target; using the target's default");
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING {}",
+                quote_ident(db),
+                quote_literal(&encoding)
+            ))
+            .await
+            .map_err(|e| err(&format!("creating database {db}"), e))?;
+    }
+    Ok(())
+}
+
+/// Drop the selected tables that exist in the target (`--drop-existing` with a partial
+/// selection). Objects that depend on them outside the copy make this fail, naming them,
+/// rather than being dropped silently.
+async fn drop_objects(target: &PgTarget, tables: &[PgTable]) -> Result<()> {
+    let client = target.connect().await?;
+    let names: Vec<String> = tables
+        .iter()
+        .filter(|t| t.partition_root.is_none())
+        .map(PgTable::sql_name)
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "DROP SCHEMA IF EXISTS {STATE_SCHEMA} CASCADE; DROP TABLE IF EXISTS {}",
+        names.join(", ")
+    );
+    client.batch_execute(&sql).await.map_err(|e| {
+        query_error(
+            Side::Target,
+            "dropping existing tables (--drop-existing)",
+            e,
+        )
+    })
+}
+
+/// Connections `server` can still accept for this tool: `max_connections` minus the reserved
+/// superuser slots and the connections already open.
+pub async fn free_connections(server: &PgTarget) -> Result<usize> {
+    let client = server.connect().await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_connections')::int
+                  - current_setting('superuser_reserved_connections')::int
+                  - (SELECT count(*)::int FROM pg_stat_activity)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(server.side(), "counting free connections", e))?;
+    Ok(row.get::<_, i32>(0).max(0) as usize)
+}
+
+/// Names of the databases on `server` that can be copied (templates excluded).
+pub async fn databases(server: &PgTarget) -> Result<Vec<String>> {
+    let client = server.connect().await?;
+    let rows = client
+        .query(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(server.side(), "listing databases", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

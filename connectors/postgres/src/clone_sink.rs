@@ -1,0 +1,258 @@
+//! The sink of a PostgreSQL → PostgreSQL copy: tables already exist (restored from the source's
+//! schema), rows arrive as raw COPY rows and are written with `COPY … FROM STDIN` in the
+//! source's format. Each partition commits in its own transaction together with its resume
+//! mark; a table copied in one partition is truncated in that transaction first, which lets
+//! `COPY … FREEZE` write its rows already frozen (no later hint-bit rewrite of every page).
+//!
+//! As soon as a table's last partition commits, its indexes and primary/unique constraints are
+//! built on a separate pool of `index_jobs` connections, overlapping the other tables' copies.
+
+use crate::catalog::PgTable;
+use crate::conn::{query_error, PgTarget};
+use crate::schema::PostDataEntry;
+use crate::state::{mark_step, MARK_PARTITION};
+use bytes::Bytes;
+use futures::SinkExt;
+use pipeline::encode::{COPY_HEADER, COPY_TRAILER};
+use pipeline::raw::{CopyFormat, RawEncoder};
+use pipeline::{
+    BatchEncoder, Chunk, Error, ErrorKind, Partition, PartitionWriter, Result, Side, Sink,
+    TableInfo,
+};
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, CopyInSink};
+
+/// A table to load and the post-data work that follows its last partition.
+pub struct CloneTable {
+    /// The table (same schema and name on both sides).
+    pub table: PgTable,
+    /// How many partitions its copy has in the plan (one allows TRUNCATE + FREEZE).
+    pub partitions: usize,
+    /// Its indexes and primary/unique constraints, in restore order.
+    pub post_data: Vec<PostDataEntry>,
+}
+
+/// Writes raw COPY rows into existing tables of one target database.
+pub struct PgCloneSink {
+    target: PgTarget,
+    tables: HashMap<String, CloneTable>,
+    preamble: String,
+    steps_done: HashSet<String>,
+    index_jobs: Arc<Semaphore>,
+    started: Mutex<HashSet<String>>,
+    tasks: Mutex<Vec<JoinHandle<Result<()>>>>,
+}
+
+impl PgCloneSink {
+    /// A sink for `tables` (keyed by display name); `preamble` is the session setup the
+    /// post-data SQL expects; `steps_done` are post-data steps a previous run finished.
+    pub fn new(
+        target: PgTarget,
+        tables: Vec<CloneTable>,
+        preamble: String,
+        steps_done: HashSet<String>,
+        index_jobs: usize,
+    ) -> Self {
+        PgCloneSink {
+            target,
+            tables: tables
+                .into_iter()
+                .map(|t| (t.table.display(), t))
+                .collect(),
+            preamble,
+            steps_done,
+            index_jobs: Arc::new(Semaphore::new(index_jobs.max(1))),
+            started: Mutex::new(HashSet::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn table(&self, name: &str) -> Result<&CloneTable> {
+        self.tables.get(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Schema,
+                Side::Local,
+                format!("table {name} is not part of this copy"),
+            )
+        })
+    }
+
+    /// Start building `name`'s indexes and constraints in the background, once.
+    fn start_post_data(&self, name: &str) -> Result<()> {
+        let t = self.table(name)?;
+        let step = post_data_step(name);
+        if t.post_data.is_empty()
+            || self.steps_done.contains(&step)
+            || !self.started.lock().unwrap().insert(name.to_string())
+        {
+            return Ok(());
+        }
+        let target = self.target.clone();
+        let sql: Vec<(String, String)> = t
+            .post_data
+            .iter()
+            .map(|e| (format!("{} {}", e.kind, e.tag), e.sql.clone()))
+            .collect();
+        let preamble = self.preamble.clone();
+        let permits = self.index_jobs.clone();
+        let display = name.to_string();
+        let task = tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let started = std::time::Instant::now();
+            let mut client = target.connect().await?;
+            let err = |what: &str, e| query_error(Side::Target, what, e);
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| err("starting the index build", e))?;
+            tx.batch_execute(&preamble)
+                .await
+                .map_err(|e| err("setting up the index build", e))?;
+            for (what, sql) in &sql {
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| err(&format!("creating {what} on {display}"), e))?;
+            }
+            mark_step(&tx, &step).await?;
+            tx.commit()
+                .await
+                .map_err(|e| err(&format!("committing the indexes of {display}"), e))?;
+            tracing::info!(table = %display, ms = started.elapsed().as_millis() as u64, "indexes built");
+            Ok(())
+        });
+        self.tasks.lock().unwrap().push(task);
+        Ok(())
+    }
+}
+
+/// The resume mark of a table's indexes and constraints.
+pub fn post_data_step(table: &str) -> String {
+    format!("post-data:{table}")
+}
+
+#[async_trait::async_trait]
+impl Sink for PgCloneSink {
+    async fn prepare(&self, _tables: &[TableInfo]) -> Result<()> {
+        Ok(())
+    }
+
+    fn encoder(&self, _table: &TableInfo) -> Result<Arc<dyn BatchEncoder>> {
+        Ok(Arc::new(RawEncoder))
+    }
+
+    async fn writer(
+        &self,
+        table: &TableInfo,
+        partition: &Partition,
+    ) -> Result<Box<dyn PartitionWriter>> {
+        let t = self.table(&table.name)?;
+        let what = format!("writing {} ({})", table.name, partition.description);
+        let client = self.target.connect().await?;
+        let err = |e| query_error(Side::Target, &what, e);
+        let format = t.table.format;
+        let mut options = format!("FORMAT {}", format.sql());
+        let mut begin = "BEGIN".to_string();
+        if t.partitions == 1 {
+            begin.push_str(&format!("; TRUNCATE ONLY {}", t.table.sql_name()));
+            options.push_str(", FREEZE");
+        }
+        client.batch_execute(&begin).await.map_err(err)?;
+        let columns = if t.table.columns.is_empty() {
+            String::new()
+        } else {
+            t.table.column_list()
+        };
+        let sql = format!(
+            "COPY {} {columns} FROM STDIN ({options})",
+            t.table.sql_name()
+        );
+        let sink = client.copy_in::<_, Bytes>(&sql).await.map_err(err)?;
+        let mut sink = Box::pin(sink);
+        if format == CopyFormat::Binary {
+            sink.send(Bytes::from_static(COPY_HEADER))
+                .await
+                .map_err(err)?;
+        }
+        Ok(Box::new(CloneWriter {
+            client,
+            sink,
+            format,
+            table: table.name.clone(),
+            part: partition.index as i32,
+            what,
+        }))
+    }
+
+    async fn finish_table(&self, table: &TableInfo) -> Result<()> {
+        self.start_post_data(&table.name)
+    }
+
+    async fn finish(&self, tables: &[TableInfo]) -> Result<()> {
+        // Tables whose rows were all copied by an earlier run still need their indexes.
+        for t in tables {
+            self.start_post_data(&t.name)?;
+        }
+        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        let mut first_error = None;
+        for task in tasks {
+            let outcome = task.await.unwrap_or_else(|e| {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    Side::Local,
+                    format!("index build task failed: {e}"),
+                ))
+            });
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn abort(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort(); // the connection drops, its transaction rolls back
+        }
+    }
+}
+
+/// One partition's COPY, inside a transaction that also records the partition as done.
+struct CloneWriter {
+    client: Client,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    format: CopyFormat,
+    table: String,
+    part: i32,
+    what: String,
+}
+
+#[async_trait::async_trait]
+impl PartitionWriter for CloneWriter {
+    async fn write(&mut self, chunk: Chunk) -> Result<()> {
+        self.sink
+            .send(chunk.data)
+            .await
+            .map_err(|e| query_error(Side::Target, &self.what, e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64> {
+        let err = |e| query_error(Side::Target, &self.what, e);
+        if self.format == CopyFormat::Binary {
+            self.sink
+                .send(Bytes::from_static(COPY_TRAILER))
+                .await
+                .map_err(err)?;
+        }
+        let rows = self.sink.as_mut().finish().await.map_err(err)?;
+        self.client
+            .execute(MARK_PARTITION, &[&self.table, &self.part, &(rows as i64)])
+            .await
+            .map_err(err)?;
+        self.client.batch_execute("COMMIT").await.map_err(err)?;
+        Ok(rows)
+    }
+}
