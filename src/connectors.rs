@@ -6,5 +6,6 @@ use pipeline::Registry;
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.register(seren_sqlite::SqliteFactory);
+    r.register(seren_postgres::source::PgSourceFactory);
     r
 }

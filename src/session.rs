@@ -42,10 +42,7 @@ pub fn target(endpoints: &Endpoints) -> Result<PgTarget> {
 
 /// Whether a source string names a PostgreSQL server (URL or `key=value` conninfo).
 pub fn is_postgres(source: &str) -> bool {
-    let s = source.trim_start();
-    s.starts_with("postgresql://")
-        || s.starts_with("postgres://")
-        || (!s.contains('/') && s.contains('=') && (s.contains("host=") || s.contains("dbname=")))
+    seren_postgres::source::is_postgres_location(source)
 }
 
 /// `conninfo` with `password` added, in the string's own syntax: a percent-encoded URL

@@ -6,6 +6,13 @@ use crate::session;
 use anyhow::Result;
 
 pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
+    if session::is_postgres(&args.endpoints.source) {
+        eprintln!(
+            "error: verify does not compare PostgreSQL sources yet (only SQLite sources so far); \
+             it comes with continuous sync"
+        );
+        return Ok(super::EXIT_NOT_IMPLEMENTED);
+    }
     let s = session::open(&args.endpoints, session::source_options(&args.layout)).await?;
     let selected = session::select(&*s.source, &args.selection).await?;
     let mut checks = Vec::new();

@@ -278,6 +278,42 @@ impl PgSource {
     }
 }
 
+/// Whether a source string names a PostgreSQL server (a URL, or a `key=value` conninfo).
+pub fn is_postgres_location(location: &str) -> bool {
+    let s = location.trim_start();
+    s.starts_with("postgresql://")
+        || s.starts_with("postgres://")
+        || (!s.contains('/') && (s.contains("host=") || s.contains("dbname=")))
+}
+
+/// Opens PostgreSQL sources from the registry.
+pub struct PgSourceFactory;
+
+#[async_trait::async_trait]
+impl pipeline::SourceFactory for PgSourceFactory {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn forms(&self) -> &'static [&'static str] {
+        &["postgresql://USER@HOST:PORT/DB", "postgres://…", "host=… dbname=…"]
+    }
+
+    fn accepts(&self, location: &str) -> bool {
+        is_postgres_location(location)
+    }
+
+    async fn open(
+        &self,
+        location: &str,
+        _options: &pipeline::SourceOptions,
+    ) -> Result<std::sync::Arc<dyn Source>> {
+        let source = PgSource::open(PgTarget::parse(location, Side::Source)?, None).await?;
+        source.load_tables().await?;
+        Ok(std::sync::Arc::new(source))
+    }
+}
+
 /// Row filter of a partition, carried in its bounds next to the block range.
 #[derive(Deserialize)]
 struct Filter {
