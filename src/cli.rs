@@ -67,17 +67,19 @@ pub struct Endpoints {
 /// Which tables and rows.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Selection {
-    /// Only these tables (comma-separated).
-    #[arg(long, value_delimiter = ',', env = "SEREN_INCLUDE_TABLES")]
+    /// Only these tables (comma-separated; repeatable). PostgreSQL: `schema.table`, parts
+    /// double-quoted as in SQL when needed (`public."My Table"`).
+    #[arg(long, env = "SEREN_INCLUDE_TABLES")]
     pub include_tables: Vec<String>,
-    /// Skip these tables (comma-separated).
-    #[arg(long, value_delimiter = ',', env = "SEREN_EXCLUDE_TABLES")]
+    /// Skip these tables (comma-separated; repeatable).
+    #[arg(long, env = "SEREN_EXCLUDE_TABLES")]
     pub exclude_tables: Vec<String>,
     /// Copy only matching rows: `table:SQL predicate` in the source's SQL (repeatable).
     #[arg(long = "table-filter", value_name = "TABLE:PREDICATE")]
     pub table_filters: Vec<String>,
-    /// PostgreSQL sources: copy these tables' schema but not their rows (comma-separated).
-    #[arg(long, value_delimiter = ',', env = "SEREN_SCHEMA_ONLY_TABLES")]
+    /// PostgreSQL sources: copy these tables' schema but not their rows (comma-separated;
+    /// repeatable).
+    #[arg(long, env = "SEREN_SCHEMA_ONLY_TABLES")]
     pub schema_only_tables: Vec<String>,
     /// PostgreSQL sources: copy only recent rows, `schema.table:column:90 days` (repeatable).
     #[arg(long = "time-filter", value_name = "TABLE:COLUMN:SPAN")]

@@ -90,6 +90,17 @@ pub async fn select(
         ))
         .into());
     }
+    let split = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let (include, exclude) = (
+        split(&selection.include_tables),
+        split(&selection.exclude_tables),
+    );
     let all = source.list_tables().await?;
     let known = |name: &str, flag: &str| -> Result<()> {
         if all.iter().any(|t| t == name) {
@@ -106,10 +117,10 @@ pub async fn select(
         ))
         .into())
     };
-    for t in &selection.include_tables {
+    for t in &include {
         known(t, "--include-tables")?;
     }
-    for t in &selection.exclude_tables {
+    for t in &exclude {
         known(t, "--exclude-tables")?;
     }
     let mut filters = BTreeMap::new();
@@ -124,9 +135,8 @@ pub async fn select(
     }
     let mut out = Vec::new();
     for name in all {
-        let included =
-            selection.include_tables.is_empty() || selection.include_tables.contains(&name);
-        if !included || selection.exclude_tables.contains(&name) {
+        let included = include.is_empty() || include.contains(&name);
+        if !included || exclude.contains(&name) {
             continue;
         }
         let info = source.describe(&name).await?;

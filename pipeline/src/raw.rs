@@ -315,11 +315,7 @@ mod tests {
 
     #[test]
     fn empty_binary_stream_is_complete() {
-        let (rows, _) = collect(
-            CopyFormat::Binary,
-            &[COPY_HEADER, COPY_TRAILER].concat(),
-            4,
-        );
+        let (rows, _) = collect(CopyFormat::Binary, &[COPY_HEADER, COPY_TRAILER].concat(), 4);
         assert!(rows.is_empty());
     }
 }

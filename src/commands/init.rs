@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
+    if session::is_postgres(&args.tables.endpoints.source) {
+        return super::init_pg::run(args, ui).await;
+    }
     let mut options = session::source_options(&args.tables.layout);
     options.partition_rows = args.partition_rows.max(1);
     let s = session::open(&args.tables.endpoints, options).await?;

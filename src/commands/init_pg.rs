@@ -3,10 +3,10 @@
 
 use super::{Ui, EXIT_USAGE};
 use crate::cli::InitArgs;
-use crate::rules::{CliRules, DbRules, Rules};
+use crate::rules::{split_list, CliRules, DbRules, Rules};
 use crate::{session, view};
 use anyhow::Result;
-use pipeline::{Error, Progress, Side};
+use pipeline::{Error, Progress, Side, Source};
 use seren_postgres::clone::{self, CloneOptions, ClonePlan, CloneReport, TableRules};
 use seren_postgres::PgTarget;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,9 +52,9 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             include_databases: sel.include_databases.clone(),
             exclude_databases: sel.exclude_databases.clone(),
             all_databases: sel.all_databases,
-            include_tables: sel.include_tables.clone(),
-            exclude_tables: sel.exclude_tables.clone(),
-            schema_only_tables: sel.schema_only_tables.clone(),
+            include_tables: split(&sel.include_tables),
+            exclude_tables: split(&sel.exclude_tables),
+            schema_only_tables: split(&sel.schema_only_tables),
             table_filters: sel.table_filters.clone(),
             time_filters: sel.time_filters.clone(),
         },
@@ -85,10 +85,12 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     let budget = clone::free_connections(&source)
         .await?
         .saturating_sub(2)
-        .min(clone::free_connections(&target.with_dbname(dbs.first().map_or("postgres", |d| d)))
-            .await
-            .unwrap_or(usize::MAX)
-            .saturating_sub(index_jobs + 2));
+        .min(
+            clone::free_connections(&target.with_dbname(dbs.first().map_or("postgres", |d| d)))
+                .await
+                .unwrap_or(usize::MAX)
+                .saturating_sub(index_jobs + 2),
+        );
     let jobs = wanted_jobs.min(budget.max(1));
     if jobs < wanted_jobs {
         tracing::warn!(
@@ -164,8 +166,8 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     }
     let mut role_warnings = Vec::new();
     if pg.roles {
-        let major = seren_postgres::catalog::server_major(plans[0].source.catalog(), Side::Source)
-            .await?;
+        let major =
+            seren_postgres::catalog::server_major(plans[0].source.catalog(), Side::Source).await?;
         let tools = seren_postgres::tools::ClientTools::find(major)?;
         role_warnings = seren_postgres::schema::copy_roles(&tools, &source, &target).await?;
     }
@@ -199,10 +201,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
          --no-sync to skip this note",
     );
     if ui.json {
-        let dbs: Vec<_> = results
-            .iter()
-            .map(|(db, r)| report_json(db, r))
-            .collect();
+        let dbs: Vec<_> = results.iter().map(|(db, r)| report_json(db, r)).collect();
         println!(
             "{}",
             serde_json::json!({
@@ -235,6 +234,11 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Comma-separated lists, split outside double quotes (`a,"b,c"` is two names).
+fn split(values: &[String]) -> Vec<String> {
+    values.iter().flat_map(|v| split_list(v)).collect()
 }
 
 /// Read rate measured on the biggest table of the plans, scaled to the whole copy.

@@ -2,6 +2,7 @@
 
 mod demo;
 mod init;
+mod init_pg;
 mod validate;
 mod verify;
 

@@ -271,10 +271,7 @@ pub async fn sequences(client: &Client) -> Result<Vec<SequenceValue>> {
 /// OIDs of every large object.
 pub async fn large_objects(client: &Client) -> Result<Vec<u32>> {
     let rows = client
-        .query(
-            "SELECT oid FROM pg_largeobject_metadata ORDER BY oid",
-            &[],
-        )
+        .query("SELECT oid FROM pg_largeobject_metadata ORDER BY oid", &[])
         .await
         .map_err(|e| query_error(Side::Source, "listing large objects", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -4,7 +4,7 @@
 //! schema, sequences, large objects and statistics.
 
 use crate::catalog::{self, display_name, PgTable, STATE_SCHEMA};
-use crate::clone_sink::{post_data_step, CloneTable, PgCloneSink};
+use crate::clone_sink::{CloneTable, PgCloneSink};
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::{quote_ident, quote_literal};
 use crate::schema::{run_sql, DumpOptions, PostDataEntry, SchemaDump};
@@ -123,15 +123,13 @@ impl ClonePlan {
         let all = pg.load_tables().await?;
         let selected = |t: &PgTable| {
             rules.selects(&t.schema, &t.name)
-                || t
-                    .partition_root
+                || t.partition_root
                     .as_ref()
                     .is_some_and(|(s, n)| rules.selects(s, n))
         };
         let schema_only = |t: &PgTable| {
             rules.schema_only(&t.schema, &t.name)
-                || t
-                    .partition_root
+                || t.partition_root
                     .as_ref()
                     .is_some_and(|(s, n)| rules.schema_only(s, n))
         };
@@ -198,7 +196,8 @@ impl ClonePlan {
                 ));
             }
         }
-        let every_table = excluded.is_empty() && schema_only_names.is_empty() && filtered.is_empty();
+        let every_table =
+            excluded.is_empty() && schema_only_names.is_empty() && filtered.is_empty();
         let replace = if resuming {
             Replace::Nothing
         } else if opts.drop_existing || previous.is_some() {
@@ -358,7 +357,11 @@ impl ClonePlan {
                 let key = Some((t.schema.clone(), t.name.clone()));
                 Ok(CloneTable {
                     partitions: self.plan.get(&w.table.name).map_or(1, Vec::len),
-                    post_data: per_table.iter().filter(|e| e.table == key).cloned().collect(),
+                    post_data: per_table
+                        .iter()
+                        .filter(|e| e.table == key)
+                        .cloned()
+                        .collect(),
                     table: t,
                 })
             })
@@ -383,9 +386,10 @@ impl ClonePlan {
         .map_err(|e| Error::new(ErrorKind::Io, Side::Local, format!("copy task failed: {e}")))??;
 
         if !self.steps_done.contains("post-data") {
-            report
-                .warnings
-                .extend(self.finish_post_data(&target, &post.preamble, &rest).await?);
+            report.warnings.extend(
+                self.finish_post_data(&target, &post.preamble, &rest)
+                    .await?,
+            );
         }
         if !self.steps_done.contains("sequences") {
             report.sequences = self.copy_sequences(&mut client).await?;
@@ -407,12 +411,12 @@ impl ClonePlan {
 
     fn table(&self, display: &str) -> Result<&PgTable> {
         self.table_named(display).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Schema,
-                    Side::Source,
-                    format!("table {display} vanished from the plan"),
-                )
-            })
+            Error::new(
+                ErrorKind::Schema,
+                Side::Source,
+                format!("table {display} vanished from the plan"),
+            )
+        })
     }
 
     /// Everything of the post-data schema not built per table (foreign keys, triggers, rules,
@@ -512,7 +516,7 @@ impl ClonePlan {
                 .get(0);
             if exists {
                 tx.execute(
-                    "SELECT pg_catalog.setval($1::regclass, $2, $3)",
+                    "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
                     &[&name, &s.last_value, &s.is_called],
                 )
                 .await
@@ -767,7 +771,10 @@ async fn recreate_database(
         quote_literal(&ctype)
     );
     if admin.batch_execute(&with_locale).await.is_err() {
-        tracing::warn!(database = db, "the source's locale is not available on the target; using the target's default");
+        tracing::warn!(
+            database = db,
+            "the source's locale is not available on the target; using the target's default"
+        );
         admin
             .batch_execute(&format!(
                 "CREATE DATABASE {} TEMPLATE template0 ENCODING {}",

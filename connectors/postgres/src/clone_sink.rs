@@ -59,10 +59,7 @@ impl PgCloneSink {
     ) -> Self {
         PgCloneSink {
             target,
-            tables: tables
-                .into_iter()
-                .map(|t| (t.table.display(), t))
-                .collect(),
+            tables: tables.into_iter().map(|t| (t.table.display(), t)).collect(),
             preamble,
             steps_done,
             index_jobs: Arc::new(Semaphore::new(index_jobs.max(1))),
@@ -99,9 +96,12 @@ impl PgCloneSink {
             .collect();
         let preamble = self.preamble.clone();
         let permits = self.index_jobs.clone();
-        let display = name.to_string();
+        let table_name = name.to_string();
         let task = tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             let started = std::time::Instant::now();
             let mut client = target.connect().await?;
             let err = |what: &str, e| query_error(Side::Target, what, e);
@@ -115,13 +115,13 @@ impl PgCloneSink {
             for (what, sql) in &sql {
                 tx.batch_execute(sql)
                     .await
-                    .map_err(|e| err(&format!("creating {what} on {display}"), e))?;
+                    .map_err(|e| err(&format!("creating {what} on {table_name}"), e))?;
             }
             mark_step(&tx, &step).await?;
             tx.commit()
                 .await
-                .map_err(|e| err(&format!("committing the indexes of {display}"), e))?;
-            tracing::info!(table = %display, ms = started.elapsed().as_millis() as u64, "indexes built");
+                .map_err(|e| err(&format!("committing the indexes of {table_name}"), e))?;
+            tracing::info!(table = %table_name, ms = started.elapsed().as_millis() as u64, "indexes built");
             Ok(())
         });
         self.tasks.lock().unwrap().push(task);

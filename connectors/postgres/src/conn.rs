@@ -11,9 +11,9 @@ use tokio_postgres::{Client, Config};
 /// Where and how to connect, and how to name the server in messages (never with a password).
 #[derive(Clone)]
 pub struct PgTarget {
-    config: Config,
-    tls: Tls,
-    side: Side,
+    pub(crate) config: Config,
+    pub(crate) tls: Tls,
+    pub(crate) side: Side,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -109,6 +109,13 @@ impl PgTarget {
     /// The database name (defaults to the user name, as in libpq).
     pub fn dbname(&self) -> &str {
         self.config.get_dbname().unwrap_or_else(|| self.user())
+    }
+
+    /// The same server and credentials, database `dbname`.
+    pub fn with_dbname(&self, dbname: &str) -> PgTarget {
+        let mut other = self.clone();
+        other.config.dbname(dbname);
+        other
     }
 
     /// Which side of the migration this server is.

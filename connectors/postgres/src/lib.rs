@@ -1,10 +1,19 @@
-//! PostgreSQL connector: connection handling (libpq-compatible strings, `.pgpass`, redaction)
-//! and the binary-COPY sink with staging tables and an atomic swap.
+//! PostgreSQL connector: connection handling (libpq-compatible strings, `.pgpass`, redaction),
+//! the binary-COPY sink with staging tables and an atomic swap, and PostgreSQL as a source:
+//! snapshot-consistent raw COPY reads, schema restore and resumable PostgreSQL → PostgreSQL copy.
 
+pub mod catalog;
+pub mod child;
+pub mod clone;
+pub mod clone_sink;
 pub mod conn;
 pub mod ddl;
+pub mod schema;
 pub mod sink;
+pub mod source;
+pub mod state;
 pub mod tls;
+pub mod tools;
 pub mod verify;
 
 pub use conn::{redact_conninfo, PgTarget};

@@ -225,9 +225,10 @@ impl PgSource {
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
             quote_literal(self.snapshot())
         );
-        client.batch_execute(&sql).await.map_err(|e| {
-            query_error(Side::Source, "importing the run's snapshot", e)
-        })
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| query_error(Side::Source, "importing the run's snapshot", e))
     }
 
     fn copy_sql(table: &PgTable, partition: &Partition, filter: Option<&str>) -> Result<String> {
@@ -235,7 +236,10 @@ impl PgSource {
             Error::new(
                 ErrorKind::Config,
                 Side::Local,
-                format!("partition bounds of {} are not a block range: {e}", table.display()),
+                format!(
+                    "partition bounds of {} are not a block range: {e}",
+                    table.display()
+                ),
             )
         })?;
         let format = table.format.sql();
@@ -268,13 +272,18 @@ impl PgSource {
     }
 
     fn table(&self, name: &str) -> Result<PgTable> {
-        self.tables.lock().unwrap().get(name).cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Schema,
-                Side::Source,
-                format!("table {name} is not in the source catalog"),
-            )
-        })
+        self.tables
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Schema,
+                    Side::Source,
+                    format!("table {name} is not in the source catalog"),
+                )
+            })
     }
 }
 
@@ -296,7 +305,11 @@ impl pipeline::SourceFactory for PgSourceFactory {
     }
 
     fn forms(&self) -> &'static [&'static str] {
-        &["postgresql://USER@HOST:PORT/DB", "postgres://…", "host=… dbname=…"]
+        &[
+            "postgresql://USER@HOST:PORT/DB",
+            "postgres://…",
+            "host=… dbname=…",
+        ]
     }
 
     fn accepts(&self, location: &str) -> bool {
@@ -346,9 +359,8 @@ impl Source for PgSource {
 
     async fn open(&self, table: &TableInfo, partition: &Partition) -> Result<BatchStream> {
         let t = self.table(&table.name)?;
-        let filter: Filter = serde_json::from_value(partition.bounds.clone()).unwrap_or(Filter {
-            filter: None,
-        });
+        let filter: Filter =
+            serde_json::from_value(partition.bounds.clone()).unwrap_or(Filter { filter: None });
         let sql = Self::copy_sql(&t, partition, filter.filter.as_deref())?;
         let client = self.server.connect().await?;
         self.begin(&client).await?;

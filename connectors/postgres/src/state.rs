@@ -85,7 +85,10 @@ pub async fn load(client: &Client) -> Result<Option<RunState>> {
         )
     })?;
     let partitions_done = client
-        .query("SELECT table_name, part FROM seren_replicator.partition_done", &[])
+        .query(
+            "SELECT table_name, part FROM seren_replicator.partition_done",
+            &[],
+        )
         .await
         .map_err(err)?
         .iter()
