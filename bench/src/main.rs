@@ -2,8 +2,12 @@
 //! seren-replicator (JSONB and native modes), by pgloader, and by a raw `sqlite3 | COPY` pipe,
 //! in one run on the same data. Prints rows/s, MB/s, peak RSS and ratios, and a JSON report.
 //!
-//! Usage: `cargo run --release -p seren-bench -- [ROWS]` (default 1,000,000). Build the main
-//! binary first with `cargo build --release`.
+//! Usage: `cargo run --release -p seren-bench -- [sqlite] [ROWS]` (default 1,000,000). Build the
+//! main binary first with `cargo build --release`.
+//!
+//! `seren-bench pg …` runs the PostgreSQL → PostgreSQL benchmark instead (see `pg.rs`).
+
+mod pg;
 
 use anyhow::{bail, Context, Result};
 use seren_replicator::throwaway::ThrowawayPg;
@@ -82,11 +86,16 @@ fn have(tool: &str) -> bool {
 }
 
 fn main() -> Result<()> {
-    let rows: u64 = std::env::args()
-        .nth(1)
-        .map(|r| r.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("pg") => pg::run(&args[1..]),
+        Some("sqlite") => sqlite_main(args.get(1)),
+        _ => sqlite_main(args.first()),
+    }
+}
+
+fn sqlite_main(rows: Option<&String>) -> Result<()> {
+    let rows: u64 = rows.map(|r| r.parse()).transpose()?.unwrap_or(1_000_000);
     let dir = tempfile::Builder::new()
         .prefix("seren-bench.")
         .tempdir_in("/tmp")?;
