@@ -2,10 +2,11 @@
 //! async writer, several partitions at a time, and each table is finished as soon as its last
 //! partition is committed (so index builds overlap other tables' copies).
 //!
-//! The data plane is plain threads joined by bounded `crossbeam-channel`s: a reader thread drives
-//! the source's async stream with `Handle::block_on`, encoding fans out over the rayon pool with
-//! `par_bridge` (so CPU work is pulled no faster than it drains), and the lane thread drives the
-//! async writer. Blocking channel sends never run on a tokio worker thread.
+//! The data plane is plain threads joined by `crossbeam-channel`s: a reader thread drives the
+//! source's async stream with `Handle::block_on` and hands each batch to the rayon pool as its
+//! own encode task, and the lane thread drives the async writer. A fixed number of tokens per
+//! partition bounds the batches in flight; no rayon thread ever blocks on a channel, and no
+//! blocking channel operation runs on a tokio worker thread.
 
 use crate::catalog::TableInfo;
 use crate::error::{Error, ErrorKind, Result};
@@ -14,7 +15,6 @@ use crate::sink::{BatchEncoder, Chunk, Sink};
 use crate::source::{Partition, Source};
 use bytes::BytesMut;
 use futures::StreamExt;
-use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,55 +191,72 @@ fn copy_partition(
     let started = Instant::now();
     let mut writer = handle.block_on(sink.writer(table, partition))?;
     let mut stream = handle.block_on(source.open(table, partition))?;
-    let (batch_tx, batch_rx) = crossbeam_channel::bounded(BATCH_CHANNEL_CAPACITY);
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(CHUNK_CHANNEL_CAPACITY);
-    let size_hint = AtomicUsize::new(64 * 1024);
+    // Encoding runs as one rayon task per batch, so no pool thread ever waits on a channel
+    // (several partitions share the pool; a thread parked on one partition's channel would
+    // starve the others). Memory stays bounded by tokens: the reader takes one before each
+    // batch and the writer returns it once that batch's chunk is sent.
+    let in_flight = BATCH_CHANNEL_CAPACITY + CHUNK_CHANNEL_CAPACITY;
+    let (token_tx, token_rx) = crossbeam_channel::bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        token_tx.send(()).expect("sized for every token");
+    }
+    let (chunk_tx, chunk_rx) = crossbeam_channel::unbounded::<Result<Chunk>>();
+    let size_hint = Arc::new(AtomicUsize::new(64 * 1024));
     let counters = progress.table(&table.name);
 
-    let (read, encoded, written) = std::thread::scope(|s| {
+    let (read, written) = std::thread::scope(|s| {
+        let encoder = run.encoder.clone();
         let reader = s.spawn(move || -> Result<()> {
             while let Some(batch) = handle.block_on(stream.next()) {
                 if opts.cancel.load(Ordering::Relaxed) {
                     return Err(Error::cancelled());
                 }
-                if batch_tx.send(batch?).is_err() {
-                    break; // downstream failed; its error is the one reported
+                let batch = batch?;
+                if token_rx.recv().is_err() {
+                    break; // the writer stopped; its error is the one reported
                 }
+                let (encoder, chunk_tx, size_hint) =
+                    (encoder.clone(), chunk_tx.clone(), size_hint.clone());
+                rayon::spawn(move || {
+                    let mut buf = BytesMut::with_capacity(size_hint.load(Ordering::Relaxed));
+                    let chunk = encoder.encode(&batch, &mut buf).map(|()| {
+                        size_hint.store(buf.len() + buf.len() / 8, Ordering::Relaxed);
+                        Chunk {
+                            data: buf.freeze(),
+                            rows: batch.num_rows() as u64,
+                        }
+                    });
+                    let _ = chunk_tx.send(chunk);
+                });
             }
             Ok(())
         });
-        let encoder = &run.encoder;
-        let size_hint = &size_hint;
-        let encoders = s.spawn(move || -> Result<()> {
-            batch_rx.into_iter().par_bridge().try_for_each(|batch| {
-                let mut buf = BytesMut::with_capacity(size_hint.load(Ordering::Relaxed));
-                encoder.encode(&batch, &mut buf)?;
-                size_hint.store(buf.len() + buf.len() / 8, Ordering::Relaxed);
-                let chunk = Chunk {
-                    data: buf.freeze(),
-                    rows: batch.num_rows() as u64,
-                };
-                chunk_tx.send(chunk).map_err(|_| Error::cancelled())
-            })
-        });
         let mut written = Ok(());
         for chunk in chunk_rx.iter() {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    written = Err(e);
+                    break;
+                }
+            };
             let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
             if let Err(e) = handle.block_on(writer.write(chunk)) {
                 written = Err(e);
                 break;
             }
+            let _ = token_tx.send(());
             if let Some(c) = counters {
                 c.add(rows, bytes);
             }
         }
+        drop(token_tx);
         drop(chunk_rx);
         let read = reader.join().expect("reader thread panicked");
-        let encoded = encoders.join().expect("encoder thread panicked");
-        (read, encoded, written)
+        (read, written)
     });
     // Report the root cause: a writer or reader failure makes the other stages see "cancelled".
-    for r in [written, read, encoded] {
+    for r in [written, read] {
         if let Err(e) = r {
             if e.kind() != ErrorKind::Cancelled || opts.cancel.load(Ordering::Relaxed) {
                 return Err(e); // `writer` is dropped here: the partition rolls back

@@ -3,7 +3,9 @@
 
 use crate::tls::Tls;
 use pipeline::{Error, ErrorKind, Result, Side};
+use postgres_openssl::MakeTlsConnector;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config};
@@ -14,6 +16,8 @@ pub struct PgTarget {
     pub(crate) config: Config,
     pub(crate) tls: Tls,
     pub(crate) side: Side,
+    /// Built once: loading the trusted roots costs ~100 ms of CPU per connector.
+    connector: Arc<OnceLock<MakeTlsConnector>>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -79,7 +83,12 @@ impl PgTarget {
             config.application_name("seren-replicator");
         }
         config.ssl_mode(tls.mode);
-        Ok(PgTarget { config, tls, side })
+        Ok(PgTarget {
+            config,
+            tls,
+            side,
+            connector: Arc::default(),
+        })
     }
 
     /// `host:port/dbname` as user, for messages.
@@ -127,7 +136,7 @@ impl PgTarget {
     pub async fn connect(&self) -> Result<Client> {
         let (client, connection) = self
             .config
-            .connect(self.tls.connector(self.side)?)
+            .connect(self.tls_connector()?)
             .await
             .map_err(|e| self.connect_error(e))?;
         tokio::spawn(async move {
@@ -136,6 +145,14 @@ impl PgTarget {
             }
         });
         Ok(client)
+    }
+
+    fn tls_connector(&self) -> Result<MakeTlsConnector> {
+        if let Some(c) = self.connector.get() {
+            return Ok(c.clone());
+        }
+        let c = self.tls.connector(self.side)?;
+        Ok(self.connector.get_or_init(|| c).clone())
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
