@@ -55,6 +55,11 @@ impl TableProgress {
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
+    /// Take back what a failed attempt of a partition had counted.
+    pub(crate) fn sub(&self, rows: u64, bytes: u64) {
+        self.rows.fetch_sub(rows, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
     pub(crate) fn set_state(&self, state: TableState) {
         self.state.store(state as u8, Ordering::Relaxed);
     }

@@ -132,7 +132,7 @@ pub fn copy_tables(
                     }
                     run.started.lock().unwrap().get_or_insert_with(Instant::now);
                     let partition = &run.work.partitions[index];
-                    let result = copy_partition(handle, &*source, &*sink, &run, partition, &progress, opts)
+                    let result = copy_with_retries(handle, &*source, &*sink, &run, partition, &progress, opts)
                         .and_then(|rows| {
                             run.rows.fetch_add(rows, Ordering::Relaxed);
                             if run.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -175,6 +175,50 @@ pub fn copy_tables(
             seconds: r.elapsed.lock().unwrap().as_secs_f64(),
         })
         .collect())
+}
+
+/// Attempts per partition when the error is transient (connection lost, serialization
+/// failure, server restarting).
+pub const PARTITION_ATTEMPTS: u32 = 4;
+
+/// Copy one partition, retrying transient failures with exponential backoff (1 s, 2 s, 4 s).
+/// A failed attempt has rolled back, so the retry starts from nothing.
+fn copy_with_retries(
+    handle: &Handle,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    run: &TableRun,
+    partition: &Partition,
+    progress: &Progress,
+    opts: &RunOptions,
+) -> Result<u64> {
+    let mut attempt = 1;
+    loop {
+        let counters = progress.table(&run.work.table.name);
+        let before = counters.map(|c| (c.rows(), c.bytes()));
+        match copy_partition(handle, source, sink, run, partition, progress, opts) {
+            Err(e) if e.is_retryable() && attempt < PARTITION_ATTEMPTS => {
+                if opts.cancel.load(Ordering::SeqCst) {
+                    return Err(e);
+                }
+                if let (Some(c), Some((rows, bytes))) = (counters, before) {
+                    c.sub(c.rows() - rows, c.bytes() - bytes);
+                }
+                let wait = Duration::from_secs(1 << (attempt - 1));
+                tracing::warn!(
+                    table = %run.work.table.name,
+                    partition = partition.index,
+                    attempt,
+                    error = %e,
+                    "transient error; retrying the partition in {}s",
+                    wait.as_secs()
+                );
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Copy one partition; returns the rows the target committed.

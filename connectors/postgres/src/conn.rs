@@ -223,6 +223,13 @@ pub fn query_error(side: Side, what: &str, e: tokio_postgres::Error) -> Error {
         _ if e.is_closed() => ErrorKind::Connect,
         _ => ErrorKind::Query,
     };
+    // Worth retrying: a lost connection, a serialization failure or deadlock, a server
+    // shutting down or starting up.
+    let transient = e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c == "40001" || c == "40P01" || c.starts_with("57P")
+        });
     let mut msg = format!("{what}: {}", db_message(&e));
     if kind == ErrorKind::Auth {
         msg.push_str(
@@ -230,7 +237,7 @@ pub fn query_error(side: Side, what: &str, e: tokio_postgres::Error) -> Error {
              connect as the owner",
         );
     }
-    Error::new(kind, side, msg)
+    Error::new(kind, side, msg).retryable(transient)
 }
 
 fn side_name(side: Side) -> &'static str {
