@@ -12,6 +12,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
+    for (flag, value) in [
+        ("--jobs", args.jobs),
+        ("--index-jobs", args.postgres.index_jobs),
+    ] {
+        if value == Some(0) {
+            anyhow::bail!(pipeline::Error::config(format!(
+                "{flag} 0: at least one job is needed"
+            )));
+        }
+    }
     if session::is_postgres(&args.tables.endpoints.source) {
         return super::init_pg::run(args, ui).await;
     }

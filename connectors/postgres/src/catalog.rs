@@ -268,6 +268,25 @@ pub async fn sequences(client: &Client) -> Result<Vec<SequenceValue>> {
     Ok(out)
 }
 
+/// Materialized views holding data in the source, as quoted `"schema"."name"`, oldest first.
+pub async fn populated_materialized_views(client: &Client) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'm' AND c.relispopulated
+               AND n.nspname <> ALL ($1) AND n.nspname NOT LIKE 'pg\\_%'
+             ORDER BY c.oid",
+            &[&SYSTEM_SCHEMAS],
+        )
+        .await
+        .map_err(|e| query_error(Side::Source, "listing materialized views", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| format!("{}.{}", quote_ident(r.get(0)), quote_ident(r.get(1))))
+        .collect())
+}
+
 /// OIDs of every large object.
 pub async fn large_objects(client: &Client) -> Result<Vec<u32>> {
     let rows = client

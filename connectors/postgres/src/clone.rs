@@ -121,11 +121,10 @@ impl ClonePlan {
         let major = catalog::server_major(pg.catalog(), Side::Source).await?;
         let tools = ClientTools::find(major)?;
         let all = pg.load_tables().await?;
-        let selected = |t: &PgTable| {
-            rules.selects(&t.schema, &t.name)
-                || t.partition_root
-                    .as_ref()
-                    .is_some_and(|(s, n)| rules.selects(s, n))
+        // A partition cannot exist without its partitioned table: it follows its root.
+        let selected = |t: &PgTable| match &t.partition_root {
+            Some((s, n)) => rules.selects(s, n),
+            None => rules.selects(&t.schema, &t.name),
         };
         let schema_only = |t: &PgTable| {
             rules.schema_only(&t.schema, &t.name)
@@ -153,7 +152,8 @@ impl ClonePlan {
             if schema_only(t) && t.relkind == 'r' {
                 schema_only_names.push(t.display());
             }
-            if predicate(t).is_some() {
+            if let Some(p) = predicate(t) {
+                check_predicate(&pg, t, &p).await?;
                 filtered.push((t.schema.clone(), t.name.clone()));
             }
             tables.push(t.clone());
@@ -308,13 +308,27 @@ impl ClonePlan {
             }
             _ => {}
         }
+        // Replacing some tables of an initialised target: its types, functions and schemas
+        // are already there, so only the selected tables are dumped (pg_dump -t). Otherwise
+        // everything but the unselected tables (pg_dump -T), so a fresh target gets every type
+        // and function the tables need.
+        let (include_tables, exclude_tables) = if self.replace == Replace::Objects {
+            let selected = self
+                .tables
+                .iter()
+                .map(|t| (t.schema.clone(), t.name.clone()))
+                .collect();
+            (selected, Vec::new())
+        } else {
+            (Vec::new(), self.excluded.clone())
+        };
         let dump = SchemaDump::dump(
             &self.tools,
             self.source.server(),
             &DumpOptions {
                 snapshot: Some(self.source.snapshot().to_string()),
-                include_tables: Vec::new(),
-                exclude_tables: self.excluded.clone(),
+                include_tables,
+                exclude_tables,
                 exclude_schemas: vec![STATE_SCHEMA.to_string()],
                 no_owner: self.opts.no_owner,
                 no_privileges: self.opts.no_privileges,
@@ -390,6 +404,9 @@ impl ClonePlan {
                 self.finish_post_data(&target, &post.preamble, &rest)
                     .await?,
             );
+        }
+        if !self.steps_done.contains("matviews") {
+            self.refresh_materialized_views(&mut client).await?;
         }
         if !self.steps_done.contains("sequences") {
             report.sequences = self.copy_sequences(&mut client).await?;
@@ -499,6 +516,48 @@ impl ClonePlan {
             }
         }
         Ok(warnings)
+    }
+
+    /// Populate the materialized views that are populated in the source (pg_dump's schema
+    /// creates them empty), in one transaction. A view built on another is refreshed after it:
+    /// failures are retried while others succeed.
+    async fn refresh_materialized_views(&self, client: &mut tokio_postgres::Client) -> Result<()> {
+        let mut pending = catalog::populated_materialized_views(self.source.catalog()).await?;
+        let err = |e| query_error(Side::Target, "refreshing materialized views", e);
+        let tx = client.transaction().await.map_err(err)?;
+        while !pending.is_empty() {
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for name in pending.iter() {
+                tx.batch_execute("SAVEPOINT seren_refresh")
+                    .await
+                    .map_err(err)?;
+                match tx
+                    .batch_execute(&format!("REFRESH MATERIALIZED VIEW {name}"))
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tx.batch_execute("ROLLBACK TO SAVEPOINT seren_refresh")
+                            .await
+                            .map_err(err)?;
+                        failed.push(name.clone());
+                        last_error = Some(e);
+                    }
+                }
+            }
+            if failed.len() == pending.len() {
+                let e = last_error.expect("a refresh failed");
+                return Err(query_error(
+                    Side::Target,
+                    &format!("refreshing materialized view {}", failed[0]),
+                    e,
+                ));
+            }
+            pending = failed;
+        }
+        mark_step(&tx, "matviews").await?;
+        tx.commit().await.map_err(err)
     }
 
     /// Set every sequence the target has to the source's value (read under the snapshot).
@@ -638,6 +697,32 @@ fn check_named(rules: &dyn TableRules, all: &[PgTable], pg: &PgSource) -> Result
         )));
     }
     Ok(())
+}
+
+/// Check a row filter against the source before anything is written: the source plans a
+/// query with it (`EXPLAIN`), so unknown columns and syntax errors surface now, naming the table.
+async fn check_predicate(pg: &PgSource, table: &PgTable, predicate: &str) -> Result<()> {
+    let sql = format!(
+        "EXPLAIN SELECT 1 FROM ONLY {} WHERE {predicate}",
+        table.sql_name()
+    );
+    pg.catalog()
+        .batch_execute("SAVEPOINT seren_check")
+        .await
+        .ok();
+    let outcome = pg.catalog().batch_execute(&sql).await;
+    pg.catalog()
+        .batch_execute("ROLLBACK TO SAVEPOINT seren_check")
+        .await
+        .ok();
+    outcome.map_err(|e| {
+        let e = query_error(
+            Side::Source,
+            &format!("the row filter of table {} ({predicate})", table.display()),
+            e,
+        );
+        Error::new(ErrorKind::Config, Side::Source, e.to_string())
+    })
 }
 
 /// The spec's guard: rows of a filtered table could be referenced from a table outside the
@@ -788,22 +873,26 @@ async fn recreate_database(
 }
 
 /// Drop the selected tables that exist in the target (`--drop-existing` with a partial
-/// selection). Objects that depend on them outside the copy make this fail, naming them,
-/// rather than being dropped silently.
+/// selection), all in one statement so foreign keys among them do not block it. Objects
+/// outside the copy that depend on them (views, other tables' foreign keys) make this fail,
+/// naming them, rather than being dropped silently.
 async fn drop_objects(target: &PgTarget, tables: &[PgTable]) -> Result<()> {
     let client = target.connect().await?;
-    let names: Vec<String> = tables
-        .iter()
-        .filter(|t| t.partition_root.is_none())
-        .map(PgTable::sql_name)
-        .collect();
-    if names.is_empty() {
-        return Ok(());
+    let mut names = Vec::new();
+    for t in tables.iter().filter(|t| t.partition_root.is_none()) {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t.sql_name()])
+            .await
+            .map_err(|e| query_error(Side::Target, "checking existing tables", e))?
+            .get(0);
+        if exists {
+            names.push(t.sql_name());
+        }
     }
-    let sql = format!(
-        "DROP SCHEMA IF EXISTS {STATE_SCHEMA} CASCADE; DROP TABLE IF EXISTS {}",
-        names.join(", ")
-    );
+    let mut sql = format!("DROP SCHEMA IF EXISTS {STATE_SCHEMA} CASCADE;");
+    if !names.is_empty() {
+        sql.push_str(&format!(" DROP TABLE {}", names.join(", ")));
+    }
     client.batch_execute(&sql).await.map_err(|e| {
         query_error(
             Side::Target,
