@@ -2,6 +2,10 @@
 
 mod copy_encoder;
 mod harness;
+mod pg_clone;
+mod pg_pair;
+mod pg_retry;
+mod pg_schema;
 mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;

@@ -1,0 +1,60 @@
+//! Transient failures during a PostgreSQL → PostgreSQL copy: the target terminates the
+//! connection of a COPY in flight; `init` rolls that partition back, retries it, and finishes
+//! with the target equal to the source.
+
+use crate::harness::cli;
+use crate::pg_pair::{assert_same_data, fresh_source_db, fresh_target_db, script, sql};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn terminated_copy_connection_is_retried() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE t (id bigint PRIMARY KEY, s text);
+         INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 600000) g;",
+    );
+    let (dst, _) = fresh_target_db();
+    let child = cli()
+        .args([
+            "-v",
+            "init",
+            "--source",
+            &src,
+            "--target",
+            &dst,
+            "--no-sync",
+            "-y",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Terminate the target backend running the COPY as soon as it shows up.
+    let started = Instant::now();
+    let mut terminated = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let n = sql(
+            &dst,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'COPY %FROM STDIN%'",
+        );
+        if n != "0" {
+            terminated = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(terminated, "never saw the COPY running; stderr:\n{stderr}");
+    assert!(out.status.success(), "init failed:\n{stderr}");
+    assert!(
+        stderr.contains("retrying the partition"),
+        "no retry was logged:\n{stderr}"
+    );
+    let digests = assert_same_data(&src, &dst);
+    assert_eq!(digests["public.t"].0, 600_000);
+}
