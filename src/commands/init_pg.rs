@@ -109,6 +109,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         no_owner: pg.no_owner,
         no_privileges: pg.no_privileges,
         blobs: !pg.no_blobs,
+        roles_copied: pg.roles,
     };
 
     let mut plans = Vec::new();

@@ -2,6 +2,7 @@
 //! (`pg_pair`), so user types have different OIDs on each side. Every test makes its own
 //! databases with random names.
 
+mod accounts;
 mod concurrent;
 mod conflicts;
 mod crash;
@@ -9,3 +10,4 @@ mod databases;
 mod dry_run;
 mod every_type;
 mod filters;
+mod many;

@@ -54,6 +54,8 @@ pub struct CloneOptions {
     pub no_privileges: bool,
     /// Copy large objects.
     pub blobs: bool,
+    /// Roles are copied before the run (`--roles`), so missing ones are not a concern.
+    pub roles_copied: bool,
 }
 
 /// A planned copy of one database, holding the source snapshot open.
@@ -196,6 +198,20 @@ impl ClonePlan {
                 ));
             }
         }
+        let mut opts = opts.clone();
+        let mut warnings = Vec::new();
+        if !opts.roles_copied && (!opts.no_owner || !opts.no_privileges) {
+            let missing = missing_roles(&pg, target, target_exists).await?;
+            if !missing.is_empty() {
+                warnings.push(format!(
+                    "roles {} do not exist on the target: owners and privileges are not \
+                     restored (copy the roles first with --roles, or create them)",
+                    missing.join(", ")
+                ));
+                opts.no_owner = true;
+                opts.no_privileges = true;
+            }
+        }
         let every_table =
             excluded.is_empty() && schema_only_names.is_empty() && filtered.is_empty();
         let replace = if resuming {
@@ -260,7 +276,6 @@ impl ClonePlan {
                 partitions: todo,
             });
         }
-        let mut warnings = Vec::new();
         if !reset.is_empty() {
             warnings.push(format!(
                 "partly copied tables are copied again whole (a new snapshot cannot be combined \
@@ -285,7 +300,7 @@ impl ClonePlan {
             fingerprint,
             target_exists,
             replace,
-            opts: opts.clone(),
+            opts,
         })
     }
 
@@ -672,6 +687,41 @@ impl ClonePlan {
     pub fn data_bytes(&self) -> u64 {
         self.work.iter().map(|w| w.table.bytes).sum()
     }
+}
+
+/// Roles that own objects of the source database or hold privileges on them (from
+/// `pg_shdepend`) and do not exist on the target.
+async fn missing_roles(
+    pg: &PgSource,
+    target: &PgTarget,
+    target_exists: bool,
+) -> Result<Vec<String>> {
+    let rows = pg
+        .catalog()
+        .query(
+            "SELECT DISTINCT r.rolname FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+             WHERE d.refclassid = 'pg_authid'::regclass AND d.deptype IN ('o', 'a')
+               AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(Side::Source, "listing the roles objects belong to", e))?;
+    let used: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let maintenance = if target_exists {
+        target.clone()
+    } else {
+        target.with_dbname("postgres")
+    };
+    let client = maintenance.connect().await?;
+    let present: HashSet<String> = client
+        .query("SELECT rolname FROM pg_roles", &[])
+        .await
+        .map_err(|e| query_error(Side::Target, "listing roles", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(used.into_iter().filter(|r| !present.contains(r)).collect())
 }
 
 /// Every table the rules name exists in the source, or a configuration error listing them.
