@@ -3,9 +3,7 @@
 
 use crate::tls::Tls;
 use pipeline::{Error, ErrorKind, Result, Side};
-use postgres_openssl::MakeTlsConnector;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config};
@@ -16,8 +14,6 @@ pub struct PgTarget {
     pub(crate) config: Config,
     pub(crate) tls: Tls,
     pub(crate) side: Side,
-    /// Built once: loading the trusted roots costs ~100 ms of CPU per connector.
-    connector: Arc<OnceLock<MakeTlsConnector>>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -83,12 +79,7 @@ impl PgTarget {
             config.application_name("seren-replicator");
         }
         config.ssl_mode(tls.mode);
-        Ok(PgTarget {
-            config,
-            tls,
-            side,
-            connector: Arc::default(),
-        })
+        Ok(PgTarget { config, tls, side })
     }
 
     /// `host:port/dbname` as user, for messages.
@@ -136,7 +127,7 @@ impl PgTarget {
     pub async fn connect(&self) -> Result<Client> {
         let (client, connection) = self
             .config
-            .connect(self.tls_connector()?)
+            .connect(self.tls.connector(self.side)?)
             .await
             .map_err(|e| self.connect_error(e))?;
         tokio::spawn(async move {
@@ -145,14 +136,6 @@ impl PgTarget {
             }
         });
         Ok(client)
-    }
-
-    fn tls_connector(&self) -> Result<MakeTlsConnector> {
-        if let Some(c) = self.connector.get() {
-            return Ok(c.clone());
-        }
-        let c = self.tls.connector(self.side)?;
-        Ok(self.connector.get_or_init(|| c).clone())
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {

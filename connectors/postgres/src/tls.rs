@@ -77,14 +77,31 @@ impl Tls {
         Ok((rest, tls))
     }
 
-    /// The OpenSSL connector for these settings.
+    /// The OpenSSL connector for these settings, built once per process and settings (loading
+    /// the system's trusted roots costs ~100 ms of CPU).
     pub fn connector(&self, side: Side) -> Result<MakeTlsConnector> {
+        static BUILT: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, MakeTlsConnector>>,
+        > = std::sync::OnceLock::new();
+        let key = format!("{:?} {:?} {:?}", self.mode, self.verify, self.root_cert);
+        let cache = BUILT.get_or_init(Default::default);
+        if let Some(c) = cache.lock().unwrap().get(&key) {
+            return Ok(c.clone());
+        }
+        let c = self.build_connector(side)?;
+        cache.lock().unwrap().insert(key, c.clone());
+        Ok(c)
+    }
+
+    fn build_connector(&self, side: Side) -> Result<MakeTlsConnector> {
         let config_error = |what: String, e: openssl::error::ErrorStack| {
             Error::new(ErrorKind::Config, side, format!("{what}: {e}"))
         };
         let mut builder = SslConnector::builder(SslMethod::tls())
             .map_err(|e| config_error("setting up TLS".into(), e))?;
         match &self.root_cert {
+            // Never used: TLS is off, so the trusted roots need not be loaded.
+            _ if self.mode == SslMode::Disable => {}
             Some(path) => builder
                 .set_ca_file(path)
                 .map_err(|e| config_error(format!("reading sslrootcert {}", path.display()), e))?,
