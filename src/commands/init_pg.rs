@@ -121,7 +121,12 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         };
         plans.push(ClonePlan::prepare(s, t, &scope, &opts).await?);
     }
-    let rate = estimate_rate(&plans).await;
+    // The time estimate is only shown with the plan: measure the read rate only then.
+    let rate = if ui.json || ui.quiet {
+        None
+    } else {
+        estimate_rate(&plans).await
+    };
     if !ui.json && !ui.quiet {
         for p in &plans {
             let header = format!(

@@ -11,3 +11,4 @@ mod dry_run;
 mod every_type;
 mod filters;
 mod many;
+mod resume_changed;

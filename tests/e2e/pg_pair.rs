@@ -158,7 +158,7 @@ fn digest_of(url: &str, from: &str) -> (i64, String) {
     let out = sql(
         url,
         &format!(
-            "SELECT count(*) || ' ' || coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0) \
+            "SELECT count(*) || ' ' || coalesce(sum(('x' || substr(md5(ROW(t.*)::text), 1, 15))::bit(60)::bigint), 0) \
              FROM {from} t"
         ),
     );
@@ -197,7 +197,7 @@ pub fn all_digests(url: &str) -> BTreeMap<String, (i64, String)> {
          DECLARE d text;
          BEGIN
            EXECUTE format('SELECT count(*) || '' '' || coalesce(sum((''x'' || \
-             substr(md5(t::text), 1, 15))::bit(60)::bigint), 0) FROM ONLY %s t', rel) INTO d;
+             substr(md5(ROW(t.*)::text), 1, 15))::bit(60)::bigint), 0) FROM ONLY %s t', rel) INTO d;
            RETURN d;
          END $f$;
          SELECT format('%I.%I', n.nspname, c.relname) || E'\\t' ||
@@ -316,4 +316,25 @@ pub fn has_state_schema(url: &str) -> bool {
         url,
         "SELECT count(*) FROM pg_namespace WHERE nspname = 'seren_replicator'",
     ) != "0"
+}
+
+/// The digest covers every column, even in a table with a column named like the row alias,
+/// and tells a duplicated row from a changed one.
+#[test]
+fn digests_see_every_column() {
+    let setup = "CREATE TABLE x (id int, t text, n numeric);
+                 INSERT INTO x VALUES (1, 'a', 1.5), (2, NULL, 2)";
+    let (a, _) = fresh_source_db();
+    let (b, _) = fresh_source_db();
+    script(&a, setup);
+    script(&b, setup);
+    assert_eq!(all_digests(&a), all_digests(&b));
+    sql(&b, "UPDATE x SET n = 2.0 WHERE id = 2");
+    assert_ne!(all_digests(&a), all_digests(&b), "a changed numeric scale");
+    sql(
+        &b,
+        "UPDATE x SET n = 2 WHERE id = 2; INSERT INTO x VALUES (1, 'a', 1.5)",
+    );
+    assert_ne!(all_digests(&a)["public.x"].0, all_digests(&b)["public.x"].0);
+    assert_ne!(table_digest(&a, "x"), table_digest(&b, "x"));
 }

@@ -80,6 +80,8 @@ pub struct ClonePlan {
     plan: BTreeMap<String, Vec<Partition>>,
     reset: Vec<String>,
     steps_done: HashSet<String>,
+    /// Foreign keys (schema, table, name) referencing tables outside the copy: not created.
+    dangling: HashSet<(String, String, String)>,
     fingerprint: String,
     target_exists: bool,
     replace: Replace,
@@ -165,7 +167,26 @@ impl ClonePlan {
             .filter(|t| !schema_only(t))
             .map(|t| (t.schema.clone(), t.name.clone()))
             .collect();
-        fk_guard(&pg, &filtered, &copied).await?;
+        let fks = catalog::foreign_keys(pg.catalog()).await?;
+        fk_guard(&filtered, &copied, &fks)?;
+        let in_copy: HashSet<(String, String)> = tables
+            .iter()
+            .map(|t| (t.schema.clone(), t.name.clone()))
+            .collect();
+        let mut warnings = Vec::new();
+        let mut dangling = HashSet::new();
+        for fk in &fks {
+            if in_copy.contains(&fk.from) && !in_copy.contains(&fk.to) {
+                warnings.push(format!(
+                    "foreign key {} of {} is not created: it references {}, which is not \
+                     copied",
+                    fk.name,
+                    display_name(&fk.from.0, &fk.from.1),
+                    display_name(&fk.to.0, &fk.to.1)
+                ));
+                dangling.insert((fk.from.0.clone(), fk.from.1.clone(), fk.name.clone()));
+            }
+        }
 
         let database = source.dbname().to_string();
         let fingerprint = format!(
@@ -199,7 +220,6 @@ impl ClonePlan {
             }
         }
         let mut opts = opts.clone();
-        let mut warnings = Vec::new();
         if !opts.roles_copied && (!opts.no_owner || !opts.no_privileges) {
             let missing = missing_roles(&pg, target, target_exists).await?;
             if !missing.is_empty() {
@@ -276,6 +296,23 @@ impl ClonePlan {
                 partitions: todo,
             });
         }
+        let kept: Vec<&String> = work
+            .iter()
+            .filter(|w| w.partitions.is_empty())
+            .map(|w| &w.table.name)
+            .collect();
+        if !kept.is_empty() {
+            warnings.push(format!(
+                "resuming: {} finished by the interrupted run {} kept as copied then, an \
+                 earlier instant of the source than the rest of this run; rerun with \
+                 --no-resume for a copy of one instant",
+                kept.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if kept.len() == 1 { "is" } else { "are" }
+            ));
+        }
         if !reset.is_empty() {
             warnings.push(format!(
                 "partly copied tables are copied again whole (a new snapshot cannot be combined \
@@ -297,6 +334,7 @@ impl ClonePlan {
             plan,
             reset,
             steps_done,
+            dangling,
             fingerprint,
             target_exists,
             replace,
@@ -351,22 +389,28 @@ impl ClonePlan {
         )
         .await?;
         let target = self.target.clone();
-        if !self.resuming {
+        let restore_pre_data = async {
+            if self.resuming {
+                return Ok(());
+            }
             if self.replace == Replace::Objects {
                 drop_objects(&target, &self.tables).await?;
             }
             let mut sql = dump.pre_data_sql().await?;
             sql.push('\n');
             sql.push_str(&state::create_sql(&self.fingerprint, &self.plan));
-            run_sql(&self.tools, &target, &sql, true).await?;
-        }
+            run_sql(&self.tools, &target, &sql, true).await
+        };
+        // Splitting the post-data section needs only the dump: do it meanwhile.
+        let (restored, post) = tokio::join!(restore_pre_data, dump.post_data());
+        restored?;
+        let post = post?;
         let mut client = target.connect().await?;
         for name in &self.reset {
             let t = self.table(name)?;
             state::reset_table(&mut client, &t.sql_name(), name).await?;
         }
 
-        let post = dump.post_data().await?;
         let data: HashSet<(String, String)> = self
             .work
             .iter()
@@ -429,7 +473,6 @@ impl ClonePlan {
         if self.opts.blobs && !self.steps_done.contains("blobs") {
             report.large_objects = self.copy_large_objects(&mut client).await?;
         }
-        self.analyze(&target).await?;
         if !self.opts.keep_state {
             state::drop_state(&client).await?;
         }
@@ -480,6 +523,13 @@ impl ClonePlan {
             let mut sql = e.sql.clone();
             if e.kind == "FK CONSTRAINT" {
                 if let Some((schema, table)) = &e.table {
+                    let name = e.tag.strip_prefix(&format!("{table} ")).unwrap_or(&e.tag);
+                    if self
+                        .dangling
+                        .contains(&(schema.clone(), table.clone(), name.to_string()))
+                    {
+                        continue;
+                    }
                     let trimmed = sql.trim_end().trim_end_matches(';').to_string();
                     if !partitioned.contains(&(schema.clone(), table.clone()))
                         && !trimmed.ends_with("NOT VALID")
@@ -652,37 +702,6 @@ impl ClonePlan {
         Ok(oids.len())
     }
 
-    /// Planner statistics for every copied table, several at once.
-    async fn analyze(&self, target: &PgTarget) -> Result<()> {
-        let names: Vec<String> = self
-            .work
-            .iter()
-            .filter_map(|w| self.table(&w.table.name).ok().map(PgTable::sql_name))
-            .collect();
-        let jobs = self.opts.index_jobs.max(1);
-        for batch in names.chunks(jobs.max(1) * 4) {
-            let mut groups: Vec<Vec<&String>> = vec![Vec::new(); jobs];
-            for (i, n) in batch.iter().enumerate() {
-                groups[i % jobs].push(n);
-            }
-            let runs = groups.into_iter().map(|g| async move {
-                if g.is_empty() {
-                    return Ok(());
-                }
-                let client = target.connect().await?;
-                for n in g {
-                    client
-                        .batch_execute(&format!("ANALYZE {n}"))
-                        .await
-                        .map_err(|e| query_error(Side::Target, "analyzing", e))?;
-                }
-                Ok::<_, Error>(())
-            });
-            futures::future::try_join_all(runs).await?;
-        }
-        Ok(())
-    }
-
     /// Total bytes of the tables whose rows are copied.
     pub fn data_bytes(&self) -> u64 {
         self.work.iter().map(|w| w.table.bytes).sum()
@@ -777,15 +796,11 @@ async fn check_predicate(pg: &PgSource, table: &PgTable, predicate: &str) -> Res
 
 /// The spec's guard: rows of a filtered table could be referenced from a table outside the
 /// copy, whose rows `TRUNCATE … CASCADE` would wipe; refuse, naming both.
-async fn fk_guard(
-    pg: &PgSource,
+fn fk_guard(
     filtered: &[(String, String)],
     copied: &HashSet<(String, String)>,
+    fks: &[catalog::ForeignKey],
 ) -> Result<()> {
-    if filtered.is_empty() {
-        return Ok(());
-    }
-    let fks = catalog::foreign_keys(pg.catalog()).await?;
     let problems: Vec<String> = fks
         .iter()
         .filter(|fk| filtered.contains(&fk.to) && !copied.contains(&fk.from))

@@ -5,7 +5,8 @@
 //! `COPY … FREEZE` write its rows already frozen (no later hint-bit rewrite of every page).
 //!
 //! As soon as a table's last partition commits, its indexes and primary/unique constraints are
-//! built on a separate pool of `index_jobs` connections, overlapping the other tables' copies.
+//! built, then the table analyzed, on a separate pool of `index_jobs` connections, overlapping
+//! the other tables' copies.
 
 use crate::catalog::PgTable;
 use crate::conn::{query_error, PgTarget};
@@ -82,9 +83,7 @@ impl PgCloneSink {
     fn start_post_data(&self, name: &str) -> Result<()> {
         let t = self.table(name)?;
         let step = post_data_step(name);
-        if t.post_data.is_empty()
-            || self.steps_done.contains(&step)
-            || !self.started.lock().unwrap().insert(name.to_string())
+        if self.steps_done.contains(&step) || !self.started.lock().unwrap().insert(name.to_string())
         {
             return Ok(());
         }
@@ -95,6 +94,7 @@ impl PgCloneSink {
             .map(|e| (format!("{} {}", e.kind, e.tag), e.sql.clone()))
             .collect();
         let preamble = self.preamble.clone();
+        let sql_name = t.table.sql_name();
         let permits = self.index_jobs.clone();
         let table_name = name.to_string();
         let task = tokio::spawn(async move {
@@ -121,6 +121,11 @@ impl PgCloneSink {
             tx.commit()
                 .await
                 .map_err(|e| err(&format!("committing the indexes of {table_name}"), e))?;
+            // Statistics now, while other tables are still copying, rather than at the end.
+            client
+                .batch_execute(&format!("ANALYZE {sql_name}"))
+                .await
+                .map_err(|e| err(&format!("analyzing {table_name}"), e))?;
             tracing::info!(table = %table_name, ms = started.elapsed().as_millis() as u64, "indexes built");
             Ok(())
         });

@@ -8,7 +8,7 @@ use crate::pg_pair::{
 
 #[test]
 fn non_superuser_source_and_target() {
-    let (src_admin, src_db) = fresh_source_db();
+    let (src_admin, _) = fresh_source_db();
     script(
         &src_admin,
         "CREATE EXTENSION citext;
@@ -53,5 +53,4 @@ fn non_superuser_source_and_target() {
         owner,
         "objects belong to the target user"
     );
-    let _ = src_db;
 }

@@ -131,6 +131,18 @@ fn snapshot_is_consistent_under_writes() {
         "accounts and ledger copied at different instants"
     );
     assert_eq!(table_digest(&dst, "filler"), table_digest(&src, "filler"));
+    // The sequence is at least where the copied rows got to: new rows on the target after a
+    // cutover must not collide.
+    let seq: i64 = sql(
+        &dst,
+        "SELECT coalesce(last_value, 0) FROM pg_sequences WHERE sequencename = 'ledger_id_seq'",
+    )
+    .parse()
+    .unwrap();
+    assert!(
+        seq >= copied,
+        "ledger_id_seq at {seq} below the copied max id {copied}"
+    );
     // Exactly the source as of the snapshot: the ledger's first `copied` rows, and balances
     // rebuilt from them on the source.
     assert_eq!(

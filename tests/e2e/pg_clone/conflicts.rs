@@ -1,5 +1,7 @@
-//! What `init` refuses: a populated target table without `--drop-existing` (exit 3, naming it)
-//! and a row filter on a table that a table outside the copy references (the FK guard, exit 3).
+//! What `init` refuses or reports: a populated target table without `--drop-existing` (exit 3,
+//! naming it), a row filter on a table that a table outside the copy references (the FK guard,
+//! exit 3), a foreign key to an excluded table; plus `--no-blobs`/`--no-privileges`, the
+//! missing `--no-sync` notice and the source URL forms.
 
 use crate::pg_pair::{
     assert_same_data, fresh_source_db, fresh_target_db, init, init_ok, relations, script, sql,
@@ -164,4 +166,58 @@ fn no_blobs_and_no_privileges() {
     assert_eq!(sql(&dst, acl), "default", "--no-privileges");
     assert_eq!(sql(&dst, blobs), "0", "--no-blobs");
     assert_same_data(&src, &dst);
+}
+
+/// An included table whose foreign key points at an excluded one: either refused before
+/// anything is written (naming both tables), or copied without that constraint and a warning
+/// that says so — not a failure halfway through, after the rows were written.
+#[test]
+fn fk_to_an_excluded_table() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE customers (id int PRIMARY KEY);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers);
+         INSERT INTO customers SELECT generate_series(1, 10);
+         INSERT INTO orders SELECT g, 1 + g % 10 FROM generate_series(1, 100) g;",
+    );
+    let (dst, _) = fresh_target_db();
+    let (code, out, err) = init(&src, &dst, &["--include-tables", "orders"]);
+    if code == 0 {
+        assert_eq!(relations(&dst), ["public.orders"]);
+        assert_eq!(table_digest(&dst, "orders"), table_digest(&src, "orders"));
+        assert!(
+            format!("{out}{err}").contains("customers"),
+            "the dropped foreign key goes unmentioned\nstdout:\n{out}\nstderr:\n{err}"
+        );
+    } else {
+        assert!(
+            err.contains("orders") && err.contains("customers"),
+            "exit {code}: {err}"
+        );
+        assert!(
+            relations(&dst).is_empty(),
+            "exit {code} after writing {:?}: {err}",
+            relations(&dst)
+        );
+    }
+}
+
+/// The source in the forms libpq accepts: `postgres://` and `key=value`.
+#[test]
+fn source_url_forms() {
+    let (src, db) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let port = crate::harness::pg_port();
+    for form in [
+        src.replace("postgresql://", "postgres://"),
+        format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+    ] {
+        let (dst, _) = fresh_target_db();
+        init_ok(&form, &dst, &[]);
+        assert_same_data(&src, &dst);
+    }
 }

@@ -100,6 +100,7 @@ const COMMITTED: &str = "partition committed";
 fn signal_after(
     src: &str,
     dst: &str,
+    extra: &[&str],
     after: usize,
     pause: Duration,
     signal: i32,
@@ -116,6 +117,7 @@ fn signal_after(
         "-v",
     ];
     args.extend_from_slice(FLAGS);
+    args.extend_from_slice(extra);
     let mut child = cli()
         .args(&args)
         .stdout(Stdio::null())
@@ -162,7 +164,15 @@ fn killed_runs_resume() {
     let (dst, _) = fresh_target_db();
     let log = logs.path().join("whole.log");
     let started = Instant::now();
-    let (_, whole) = signal_after(&src, &dst, usize::MAX, Duration::ZERO, libc::SIGKILL, &log);
+    let (_, whole) = signal_after(
+        &src,
+        &dst,
+        &[],
+        usize::MAX,
+        Duration::ZERO,
+        libc::SIGKILL,
+        &log,
+    );
     let full = started.elapsed();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(whole.success(), "the whole run failed: {whole:?}\n{text}");
@@ -193,7 +203,7 @@ fn killed_runs_resume() {
         };
         let (dst, _) = fresh_target_db();
         let log = logs.path().join(format!("seed{seed}.log"));
-        let (killed, status) = signal_after(&src, &dst, after, pause, libc::SIGKILL, &log);
+        let (killed, status) = signal_after(&src, &dst, &[], after, pause, libc::SIGKILL, &log);
         eprintln!(
             "crash test: seed {seed}, SIGKILL {pause:?} after range {after} of {ranges} \
              (still running: {killed})"
@@ -238,7 +248,15 @@ fn killed_runs_resume() {
     // and the message says why.
     let (dst, _) = fresh_target_db();
     let log = logs.path().join("interrupted.log");
-    let (sent, status) = signal_after(&src, &dst, ranges / 2, Duration::ZERO, libc::SIGINT, &log);
+    let (sent, status) = signal_after(
+        &src,
+        &dst,
+        &[],
+        ranges / 2,
+        Duration::ZERO,
+        libc::SIGINT,
+        &log,
+    );
     assert!(
         sent,
         "the run finished before it could be interrupted: {status:?}"
@@ -274,6 +292,65 @@ fn killed_runs_resume() {
         has_state_schema(&dst),
         "--keep-state dropped the state schema"
     );
+
+    // Resuming with other performance settings (jobs, index jobs) is still the same copy.
+    let (dst, _) = fresh_target_db();
+    let log = logs.path().join("retuned.log");
+    let (sent, status) = signal_after(
+        &src,
+        &dst,
+        &[],
+        ranges / 3,
+        Duration::ZERO,
+        libc::SIGKILL,
+        &log,
+    );
+    assert!(sent, "the run finished before the kill: {status:?}");
+    let (code, out, err) = init(
+        &src,
+        &dst,
+        &[
+            "--jobs",
+            "1",
+            "--index-jobs",
+            "1",
+            "--split-tables-larger-than",
+            "1MB",
+        ],
+    );
+    assert_eq!(
+        code, 0,
+        "resume with --jobs 1 --index-jobs 1\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_same_data(&src, &dst);
+
+    // A replacing run (--drop-existing over a finished copy) killed halfway, then the same
+    // command again: the target ends whole.
+    let (dst, _) = fresh_target_db();
+    init_ok(&src, &dst, FLAGS);
+    let log = logs.path().join("replace.log");
+    let (sent, status) = signal_after(
+        &src,
+        &dst,
+        &["--drop-existing"],
+        ranges / 2,
+        Duration::ZERO,
+        libc::SIGKILL,
+        &log,
+    );
+    assert!(
+        sent,
+        "the replacing run finished before the kill: {status:?}"
+    );
+    let mut replace = FLAGS.to_vec();
+    replace.push("--drop-existing");
+    let (code, out, err) = init(&src, &dst, &replace);
+    assert_eq!(
+        code, 0,
+        "rerun of a killed --drop-existing run\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_same_data(&src, &dst);
+    assert_no_duplicates(&dst);
 
     // Nothing left on the source by all these killed runs: no replication slot, publication or
     // state schema in its database.

@@ -4,7 +4,8 @@
 
 use crate::harness::tempdir;
 use crate::pg_pair::{
-    all_digests, fresh_source_db, fresh_target_db, init, init_ok, relations, script, table_digest,
+    all_digests, fresh_source_db, fresh_target_db, init, init_ok, relations, script, sql,
+    table_digest,
 };
 
 const SOURCE: &str = r#"
@@ -275,6 +276,34 @@ fn partitioned_table_by_parent_name() {
     );
     assert_eq!(table_digest(&dst, "public.metrics").0, 100);
 
+    // Schema only by the parent's name: every partition exists, empty.
+    let (dst, _) = fresh_target_db();
+    init_ok(&src, &dst, &["--schema-only-tables", "metrics"]);
+    assert_eq!(
+        relations(&dst),
+        [
+            "public.metrics",
+            "public.metrics_2024",
+            "public.metrics_2025",
+            "public.other"
+        ]
+    );
+    assert_eq!(table_digest(&dst, "public.metrics").0, 0);
+    assert_eq!(table_digest(&dst, "public.other").0, 1);
+
+    // A time filter on the parent's date column.
+    let (dst, _) = fresh_target_db();
+    // (The span reaches back to mid-2025 whatever today's date, so it selects some rows.)
+    let days = sql(&src, "SELECT current_date - date '2025-06-01'");
+    let span = format!("metrics:at:{days} days");
+    init_ok(&src, &dst, &["--time-filter", &span]);
+    let recent = filtered(
+        &src,
+        &format!("SELECT * FROM public.metrics WHERE at >= now() - interval '{days} days'"),
+    );
+    assert!(recent.0 > 0 && recent.0 < 1000, "{recent:?}");
+    assert_eq!(table_digest(&dst, "public.metrics"), recent);
+
     // Excluded by the parent's name: its partitions go with it.
     let (dst, _) = fresh_target_db();
     init_ok(&src, &dst, &["--exclude-tables", "metrics"]);
@@ -300,4 +329,60 @@ fn malformed_flags() {
         );
     }
     assert!(relations(&dst).is_empty());
+}
+
+/// Quoted names holding the characters the name syntax itself uses: dots, commas, colons,
+/// double quotes, spaces, upper case — in a quoted schema too.
+#[test]
+fn odd_names_in_flags() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        r#"CREATE SCHEMA "Sales Dept";
+           CREATE TABLE "Sales Dept"."Order" (id int PRIMARY KEY, n int);
+           CREATE TABLE public."a.b" (id int PRIMARY KEY, n int);
+           CREATE TABLE public."x,y" (id int PRIMARY KEY);
+           CREATE TABLE public."k:v" (id int PRIMARY KEY, n int);
+           CREATE TABLE public."say ""hi""" (id int PRIMARY KEY);
+           CREATE TABLE public.plain (id int PRIMARY KEY);
+           INSERT INTO "Sales Dept"."Order" SELECT g, g FROM generate_series(1, 10) g;
+           INSERT INTO public."a.b" SELECT g, g FROM generate_series(1, 10) g;
+           INSERT INTO public."x,y" VALUES (1);
+           INSERT INTO public."k:v" SELECT g, g FROM generate_series(1, 10) g;
+           INSERT INTO public."say ""hi""" VALUES (1);
+           INSERT INTO public.plain VALUES (1);"#,
+    );
+    let (dst, _) = fresh_target_db();
+    init_ok(
+        &src,
+        &dst,
+        &[
+            "--include-tables",
+            r#""Sales Dept"."Order",public."a.b",public."x,y",public."k:v",public."say ""hi""""#,
+            "--table-filter",
+            r#""Sales Dept"."Order":n > 5"#,
+            "--table-filter",
+            r#"public."a.b":n <= 2"#,
+            "--table-filter",
+            r#"public."k:v":n = 7"#,
+        ],
+    );
+    assert_eq!(
+        relations(&dst),
+        [
+            r#""Sales Dept"."Order""#,
+            r#"public."a.b""#,
+            r#"public."k:v""#,
+            r#"public."say ""hi""""#,
+            r#"public."x,y""#,
+        ]
+    );
+    for (table, rows) in [
+        (r#""Sales Dept"."Order""#, 5),
+        (r#"public."a.b""#, 2),
+        (r#"public."k:v""#, 1),
+        (r#"public."x,y""#, 1),
+    ] {
+        assert_eq!(table_digest(&dst, table).0, rows, "{table}");
+    }
 }
