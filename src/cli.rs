@@ -170,6 +170,18 @@ pub struct PgInitArgs {
     /// Stop after the snapshot copy instead of continuing into continuous sync.
     #[arg(long, env = "SEREN_NO_SYNC")]
     pub no_sync: bool,
+    /// Continuous sync: set `REPLICA IDENTITY FULL` on source tables without a primary key,
+    /// so their UPDATEs and DELETEs replicate.
+    #[arg(long, env = "SEREN_SET_REPLICA_IDENTITY_FULL")]
+    pub set_replica_identity_full: bool,
+    /// Continuous sync: publication name on the source (default `seren_replication_pub`;
+    /// `_<db>` is appended with several databases).
+    #[arg(long, env = "SEREN_PUBLICATION")]
+    pub publication: Option<String>,
+    /// Continuous sync: subscription name on the target, also its slot's name on the source
+    /// (default `seren_replication_sub`; `_<db>` is appended with several databases).
+    #[arg(long, env = "SEREN_SUBSCRIPTION")]
+    pub subscription: Option<String>,
     /// Index and constraint builds at once (default: the number of CPU cores).
     #[arg(long, env = "SEREN_INDEX_JOBS")]
     pub index_jobs: Option<usize>,

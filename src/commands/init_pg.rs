@@ -8,6 +8,7 @@ use crate::{session, view};
 use anyhow::Result;
 use pipeline::{Error, Progress, Side, Source};
 use seren_postgres::clone::{self, CloneOptions, ClonePlan, CloneReport, TableRules};
+use seren_postgres::replication::ReplicationNames;
 use seren_postgres::PgTarget;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -110,6 +111,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         no_privileges: pg.no_privileges,
         blobs: !pg.no_blobs,
         roles_copied: pg.roles,
+        set_replica_identity_full: pg.set_replica_identity_full,
     };
 
     let mut plans = Vec::new();
@@ -119,7 +121,15 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             rules: rules.for_database(&db),
             fingerprint: rules.fingerprint(),
         };
-        plans.push(ClonePlan::prepare(s, t, &scope, &opts).await?);
+        let replication = (!pg.no_sync).then(|| {
+            ReplicationNames::for_database(
+                &db,
+                several,
+                pg.publication.as_deref(),
+                pg.subscription.as_deref(),
+            )
+        });
+        plans.push(ClonePlan::prepare(s, t, &scope, &opts, replication).await?);
     }
     // The time estimate is only shown with the plan: measure the read rate only then.
     let rate = if ui.json || ui.quiet {
@@ -202,10 +212,18 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         results.push((db, report));
     }
     let seconds = started.elapsed().as_secs_f64();
-    let sync_note = (!pg.no_sync).then_some(
-        "continuous sync is not available yet: the snapshot copy is complete; rerun with \
-         --no-sync to skip this note",
-    );
+    let sync: Vec<String> = results
+        .iter()
+        .filter_map(|(db, r)| {
+            r.replication.as_ref().map(|n| {
+                format!(
+                    "database {db}: continuous sync is running (publication {} on the source, \
+                     subscription {} on the target); follow it with `seren-replicator status`",
+                    n.publication, n.subscription
+                )
+            })
+        })
+        .collect();
     if ui.json {
         let dbs: Vec<_> = results.iter().map(|(db, r)| report_json(db, r)).collect();
         println!(
@@ -215,7 +233,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
                 "seconds": seconds,
                 "databases": dbs,
                 "role_warnings": role_warnings,
-                "sync": sync_note,
+                "sync": sync,
             })
         );
     } else if !ui.quiet {
@@ -235,8 +253,8 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         for w in &role_warnings {
             eprintln!("warning: {w}");
         }
-        if let Some(note) = sync_note {
-            eprintln!("note: {note}");
+        for line in &sync {
+            println!("{line}");
         }
     }
     Ok(0)

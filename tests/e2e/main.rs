@@ -6,6 +6,7 @@ mod pg_clone;
 mod pg_pair;
 mod pg_retry;
 mod pg_schema;
+mod pg_sync;
 mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;

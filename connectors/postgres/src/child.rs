@@ -201,7 +201,7 @@ impl ChildConn {
 }
 
 /// libpq's `sslmode` for the target's TLS settings.
-fn ssl_mode(target: &PgTarget) -> &'static str {
+pub(crate) fn ssl_mode(target: &PgTarget) -> &'static str {
     match (target.tls.mode, target.tls.verify) {
         (SslMode::Disable, _) => "disable",
         (_, Verify::Full) => "verify-full",
@@ -212,7 +212,7 @@ fn ssl_mode(target: &PgTarget) -> &'static str {
 }
 
 /// A conninfo value in single quotes, `\` and `'` escaped with a backslash (libpq rules).
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
     for c in value.chars() {

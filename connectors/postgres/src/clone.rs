@@ -7,6 +7,11 @@ use crate::catalog::{self, display_name, PgTable, STATE_SCHEMA};
 use crate::clone_sink::{CloneTable, PgCloneSink};
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::{quote_ident, quote_literal};
+use crate::replication::{
+    check_slot_free, create_publication, create_slot_with_snapshot, create_subscription,
+    drop_replication, set_replica_identity_full, tables_without_identity, ReplicationNames,
+    SlotSnapshot,
+};
 use crate::schema::{run_sql, DumpOptions, PostDataEntry, SchemaDump};
 use crate::source::PgSource;
 use crate::state::{self, mark_step, RunState};
@@ -16,6 +21,7 @@ use pipeline::{
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::runtime::Handle;
 
 /// Which tables and rows of one database are copied (the CLI's filters, resolved per database).
@@ -56,6 +62,9 @@ pub struct CloneOptions {
     pub blobs: bool,
     /// Roles are copied before the run (`--roles`), so missing ones are not a concern.
     pub roles_copied: bool,
+    /// Set `REPLICA IDENTITY FULL` on source tables that have no primary key or replica
+    /// identity, so continuous sync can replicate their UPDATEs and DELETEs.
+    pub set_replica_identity_full: bool,
 }
 
 /// A planned copy of one database, holding the source snapshot open.
@@ -82,6 +91,14 @@ pub struct ClonePlan {
     steps_done: HashSet<String>,
     /// Foreign keys (schema, table, name) referencing tables outside the copy: not created.
     dangling: HashSet<(String, String, String)>,
+    /// Continuous sync's names, when it follows the copy.
+    replication: Option<ReplicationNames>,
+    /// Source tables to set `REPLICA IDENTITY FULL` on before sync.
+    identity_full: Vec<PgTable>,
+    /// Tables (and row filters) the publication lists.
+    publish: Vec<(PgTable, Option<String>)>,
+    /// Source server major version.
+    major: u32,
     fingerprint: String,
     target_exists: bool,
     replace: Replace,
@@ -110,16 +127,21 @@ pub struct CloneReport {
     pub large_objects: usize,
     /// Sequences set.
     pub sequences: usize,
+    /// The replication objects, when continuous sync now runs.
+    pub replication: Option<ReplicationNames>,
 }
 
 impl ClonePlan {
     /// Open the source snapshot, read its catalog, apply `rules`, check the target (conflicts,
     /// a previous run to resume) and plan the partitions. Writes nothing.
+    /// With `replication` names, `run` sets up continuous sync: publication and slot before
+    /// the copy, subscription after it.
     pub async fn prepare(
         source: &PgTarget,
         target: &PgTarget,
         rules: &dyn TableRules,
         opts: &CloneOptions,
+        replication: Option<ReplicationNames>,
     ) -> Result<ClonePlan> {
         let pg = PgSource::open(source.clone(), None).await?;
         let major = catalog::server_major(pg.catalog(), Side::Source).await?;
@@ -201,7 +223,16 @@ impl ClonePlan {
         } else {
             None
         };
-        let resuming = opts.resume && previous.is_some();
+        // The interrupted run's snapshot died with it, and its slot started where that snapshot
+        // stood: tables copied now under a new snapshot would not line up with that slot.
+        let resuming = opts.resume && previous.is_some() && replication.is_none();
+        if opts.resume && previous.is_some() && replication.is_some() {
+            warnings.push(
+                "the interrupted run is started over, not resumed: continuous sync needs every \
+                 table copied under the snapshot its replication slot starts from"
+                    .to_string(),
+            );
+        }
         if let (true, Some(prev)) = (resuming, &previous) {
             if prev.fingerprint != fingerprint {
                 return Err(Error::new(
@@ -253,6 +284,29 @@ impl ClonePlan {
             .iter()
             .filter(|t| t.relkind == 'r' && !schema_only(t))
             .collect();
+        let mut identity_full = Vec::new();
+        let mut publish = Vec::new();
+        if replication.is_some() {
+            let owned: Vec<PgTable> = data_tables.iter().map(|t| (*t).clone()).collect();
+            identity_full = tables_without_identity(pg.catalog(), &owned).await?;
+            if !identity_full.is_empty() && !opts.set_replica_identity_full {
+                let names: Vec<String> = identity_full.iter().map(PgTable::display).collect();
+                return Err(Error::config(format!(
+                    "continuous sync cannot replicate UPDATEs and DELETEs of tables without a \
+                     primary key or replica identity: {}; add --set-replica-identity-full \
+                     (runs ALTER TABLE … REPLICA IDENTITY FULL on the source), give them a \
+                     primary key, or use --no-sync",
+                    names.join(", ")
+                )));
+            }
+            publish = owned
+                .into_iter()
+                .map(|t| {
+                    let p = predicate(&t);
+                    (t, p)
+                })
+                .collect();
+        }
         let mut plan = BTreeMap::new();
         let mut work = Vec::new();
         let mut reset = Vec::new();
@@ -335,6 +389,10 @@ impl ClonePlan {
             reset,
             steps_done,
             dangling,
+            replication,
+            identity_full,
+            publish,
+            major,
             fingerprint,
             target_exists,
             replace,
@@ -344,7 +402,82 @@ impl ClonePlan {
 
     /// Run the copy. Must be called on a tokio runtime with blocking threads available.
     pub async fn run(
-        self,
+        mut self,
+        progress: Arc<Progress>,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<CloneReport> {
+        let Some(names) = self.replication.clone() else {
+            return self.copy(progress, cancel).await;
+        };
+        let server = self.source.server().clone();
+        let slot = match self.start_replication(&names).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                drop_replication(&server, None, &names).await;
+                return Err(e);
+            }
+        };
+        let outcome = self.copy(progress, cancel).await;
+        drop(slot); // every reader has imported the snapshot by now
+        let subscribed = match outcome {
+            Ok(report) => create_subscription(&server, &self.target, &names)
+                .await
+                .map(|()| report),
+            Err(e) => Err(e),
+        };
+        match subscribed {
+            Ok(mut report) => {
+                report.replication = Some(names);
+                Ok(report)
+            }
+            Err(e) => {
+                // Never leave a slot behind: it would hold WAL on the source forever.
+                let problems = drop_replication(&server, Some(&self.target), &names).await;
+                for p in problems {
+                    tracing::warn!("cleaning up replication: {p}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Publication, then the slot with its exported snapshot; the source is reopened under
+    /// that snapshot so everything copied lines up with where the slot starts.
+    async fn start_replication(&mut self, names: &ReplicationNames) -> Result<SlotSnapshot> {
+        let server = self.source.server().clone();
+        if !self.identity_full.is_empty() {
+            set_replica_identity_full(&server, &self.identity_full).await?;
+        }
+        // Leftovers of an earlier, interrupted run.
+        for p in drop_replication(&server, Some(&self.target), names).await {
+            tracing::debug!("no earlier replication objects to remove: {p}");
+        }
+        check_slot_free(&server, names).await?;
+        create_publication(&server, names, &self.publish, self.major).await?;
+        let slot = create_slot_with_snapshot(&server, names, Duration::from_secs(300)).await?;
+        let pg = PgSource::open(server, Some(slot.snapshot.clone())).await?;
+        let tables = pg.load_tables().await?;
+        for w in &self.work {
+            if !tables.iter().any(|t| t.display() == w.table.name) {
+                return Err(Error::new(
+                    ErrorKind::Schema,
+                    Side::Source,
+                    format!(
+                        "table {} disappeared from the source while the copy was being \
+                         planned; run init again",
+                        w.table.name
+                    ),
+                ));
+            }
+        }
+        self.source = Arc::new(pg);
+        tracing::info!(slot = %names.subscription, lsn = %slot.consistent_point, "replication slot created");
+        Ok(slot)
+    }
+
+    /// Schema, rows, post-data, sequences, large objects.
+    async fn copy(
+        &self,
         progress: Arc<Progress>,
         cancel: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<CloneReport> {

@@ -8,6 +8,7 @@ pub mod clone;
 pub mod clone_sink;
 pub mod conn;
 pub mod ddl;
+pub mod replication;
 pub mod schema;
 pub mod sink;
 pub mod source;

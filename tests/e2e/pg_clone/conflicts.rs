@@ -124,23 +124,6 @@ fn fk_guard() {
 }
 
 #[test]
-fn without_no_sync_says_sync_is_not_available() {
-    let (src, _) = fresh_source_db();
-    script(
-        &src,
-        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
-    );
-    let (dst, _) = fresh_target_db();
-    let (code, out, err) = crate::harness::run(&["init", "--source", &src, "--target", &dst, "-y"]);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(
-        format!("{out}{err}").to_lowercase().contains("sync"),
-        "no word about sync\nstdout:\n{out}\nstderr:\n{err}"
-    );
-    assert_same_data(&src, &dst);
-}
-
-#[test]
 fn no_blobs_and_no_privileges() {
     let (src, _) = fresh_source_db();
     script(

@@ -1,0 +1,135 @@
+//! Continuous sync after `init`: writes made on the source during the copy and after it reach
+//! the target through the subscription, none lost and none applied twice (the slot starts
+//! exactly at the copy's snapshot).
+
+use crate::harness::run;
+use crate::pg_pair::{all_digests, fresh_source_db, fresh_target_db, script, sql};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SOURCE: &str = "
+CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 20000) g;
+CREATE TABLE events (id bigserial PRIMARY KEY, account int NOT NULL, amount int NOT NULL,
+                     note text);
+INSERT INTO events (account, amount, note)
+  SELECT g % 20000 + 1, g % 100, repeat('x', g % 300) FROM generate_series(1, 200000) g;
+CREATE TABLE tags (account int NOT NULL, tag text NOT NULL);
+INSERT INTO tags SELECT g, 'tag' || g % 10 FROM generate_series(1, 5000) g;
+ANALYZE;
+";
+
+/// One writer transaction: an insert, two updates, a delete, and a change to the table
+/// without a primary key.
+fn write_once(url: &str, i: u64) {
+    let a = i % 20000 + 1;
+    let b = (i * 7) % 20000 + 1;
+    sql(
+        url,
+        &format!(
+            "BEGIN;
+             INSERT INTO events (account, amount, note) VALUES ({a}, {i}, 'live {i}');
+             UPDATE accounts SET balance = balance - 1 WHERE id = {a};
+             UPDATE accounts SET balance = balance + 1 WHERE id = {b};
+             DELETE FROM events WHERE id = {};
+             UPDATE tags SET tag = 'changed {i}' WHERE account = {a};
+             COMMIT;",
+            i * 3 + 1
+        ),
+    );
+}
+
+fn wait_equal(src: &str, dst: &str, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let (s, t) = (all_digests(src), all_digests(dst));
+        if s == t {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "the target did not catch up within {timeout:?}:\nsource {s:?}\ntarget {t:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn writes_during_and_after_init_reach_the_target() {
+    let (src, _) = fresh_source_db();
+    script(&src, SOURCE);
+    let (dst, _) = fresh_target_db();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, src) = (stop.clone(), src.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                write_once(&src, i);
+                i += 1;
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = run(&[
+        "init",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "-y",
+        "--set-replica-identity-full",
+        "--subscription",
+        "sync_test_sub",
+        "--publication",
+        "sync_test_pub",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("continuous sync is running"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    // Keep writing after the copy, then let the target catch up.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 10, "the writer only managed {writes} transactions");
+    wait_equal(&src, &dst, Duration::from_secs(60));
+
+    // Clean up: the subscription drops its slot on the source.
+    sql(&dst, "DROP SUBSCRIPTION sync_test_sub");
+    assert_eq!(
+        sql(
+            &src,
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sync_test_sub'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn table_without_identity_is_refused_without_the_flag() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE nokey (a int); INSERT INTO nokey VALUES (1);",
+    );
+    let (dst, _) = fresh_target_db();
+    let (code, out, err) = run(&["init", "--source", &src, "--target", &dst, "-y"]);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("public.nokey") && err.contains("--set-replica-identity-full"),
+        "{err}"
+    );
+    assert_eq!(
+        sql(
+            &src,
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        ),
+        "0",
+        "a refused run left a slot"
+    );
+}
