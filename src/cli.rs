@@ -33,8 +33,8 @@ pub enum Command {
     Verify(CheckArgs),
     /// Migrate a generated sample database into a throwaway PostgreSQL, verify it, clean up.
     Demo(DemoArgs),
-    /// Continuous replication (not implemented yet).
-    Sync(PassThrough),
+    /// Continuous sync set up by init: check it, `--cutover` to the target, or `--stop` it.
+    Sync(SyncArgs),
     /// Replication status (not implemented yet).
     Status(PassThrough),
     /// List the built-in connectors and the source forms they accept.
@@ -47,6 +47,33 @@ pub struct PassThrough {
     /// Ignored.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `sync` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub endpoints: Endpoints,
+    /// Wait until the target has applied every write, copy sequence values, then remove the
+    /// subscription, slot and publication.
+    #[arg(long, conflicts_with = "stop")]
+    pub cutover: bool,
+    /// Remove the subscription, slot and publication without cutting over.
+    #[arg(long)]
+    pub stop: bool,
+    /// `--cutover`: add this to every sequence value copied, as a safety margin.
+    #[arg(long, default_value_t = 0, env = "SEREN_SEQUENCE_MARGIN")]
+    pub sequence_margin: i64,
+    /// `--cutover`: seconds to wait for the target to catch up.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Publication name, if init was given one.
+    #[arg(long, env = "SEREN_PUBLICATION")]
+    pub publication: Option<String>,
+    /// Subscription (and slot) name, if init was given one.
+    #[arg(long, env = "SEREN_SUBSCRIPTION")]
+    pub subscription: Option<String>,
 }
 
 /// Where data comes from and goes to.

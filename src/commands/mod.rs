@@ -3,6 +3,7 @@
 mod demo;
 mod init;
 mod init_pg;
+mod sync;
 mod validate;
 mod verify;
 
@@ -47,10 +48,11 @@ pub fn main(cli: Cli) -> i32 {
                 }
                 Ok(0)
             }
-            Command::Sync(_) | Command::Status(_) => {
+            Command::Sync(args) => sync::run(args, &ui).await,
+            Command::Status(_) => {
                 eprintln!(
                     "error: this command is not implemented yet; so far seren-replicator \
-                     provides init, validate, verify, demo and connectors"
+                     provides init, sync, validate, verify, demo and connectors"
                 );
                 Ok(EXIT_NOT_IMPLEMENTED)
             }

@@ -99,14 +99,94 @@ fn writes_during_and_after_init_reach_the_target() {
     assert!(writes > 10, "the writer only managed {writes} transactions");
     wait_equal(&src, &dst, Duration::from_secs(60));
 
-    // Clean up: the subscription drops its slot on the source.
-    sql(&dst, "DROP SUBSCRIPTION sync_test_sub");
+    // `sync` reports it; more writes (and sequence use) after that, then the cutover waits
+    // for them, copies the sequences and removes every replication object.
+    let names = [
+        "--subscription",
+        "sync_test_sub",
+        "--publication",
+        "sync_test_pub",
+    ];
+    let mut args = vec!["sync", "--source", &src, "--target", &dst];
+    args.extend_from_slice(&names);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("continuous sync is set up"), "{out}");
+    for i in 0..20 {
+        write_once(&src, 1_000_000 + i);
+    }
+    sql(
+        &src,
+        "SELECT nextval('events_id_seq') FROM generate_series(1, 50)",
+    );
+    args.push("--cutover");
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(all_digests(&src), all_digests(&dst));
+    let seq = "SELECT last_value FROM events_id_seq";
+    assert_eq!(sql(&src, seq), sql(&dst, seq));
     assert_eq!(
         sql(
             &src,
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sync_test_sub'"
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sync_test_sub')
+                  + (SELECT count(*) FROM pg_publication WHERE pubname = 'sync_test_pub')"
         ),
         "0"
+    );
+    assert_eq!(
+        sql(
+            &dst,
+            "SELECT count(*) FROM pg_subscription WHERE subname = 'sync_test_sub'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn stop_removes_replication_and_sync_explains_what_to_run() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let (dst, _) = fresh_target_db();
+    let names = [
+        "--subscription",
+        "stop_test_sub",
+        "--publication",
+        "stop_test_pub",
+    ];
+    let mut args = vec!["init", "--source", &src, "--target", &dst, "-y"];
+    args.extend_from_slice(&names);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let mut stop = vec!["sync", "--source", &src, "--target", &dst, "--stop"];
+    stop.extend_from_slice(&names);
+    let (code, out, err) = run(&stop);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        sql(
+            &src,
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stop_test_sub')
+                  + (SELECT count(*) FROM pg_publication WHERE pubname = 'stop_test_pub')"
+        ),
+        "0"
+    );
+    assert_eq!(
+        sql(
+            &dst,
+            "SELECT count(*) FROM pg_subscription WHERE subname = 'stop_test_sub'"
+        ),
+        "0"
+    );
+    // Nothing set up any more: `sync` says what to run.
+    let mut check = vec!["sync", "--source", &src, "--target", &dst];
+    check.extend_from_slice(&names);
+    let (code, _, err) = run(&check);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("run `seren-replicator init` without --no-sync"),
+        "{err}"
     );
 }
 

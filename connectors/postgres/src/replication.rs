@@ -441,3 +441,106 @@ fn replication_config(source: &PgTarget, names: &ReplicationNames) -> Result<Rep
     rc.application_name = Some("seren-replicator".into());
     Ok(rc)
 }
+
+/// Whether the target has this subscription (in its database).
+pub async fn subscription_exists(target: &PgTarget, names: &ReplicationNames) -> Result<bool> {
+    let client = target.connect().await?;
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid =
+                 (SELECT oid FROM pg_database WHERE datname = current_database()))",
+            &[&names.subscription],
+        )
+        .await
+        .map_err(|e| query_error(Side::Target, "reading subscriptions", e))?
+        .get(0))
+}
+
+/// Wait until the target has applied everything the source had written when this was
+/// called: the slot's confirmed position reaches the source's current WAL position.
+pub async fn wait_caught_up(
+    source: &PgTarget,
+    names: &ReplicationNames,
+    timeout: Duration,
+) -> Result<()> {
+    let client = source.connect().await?;
+    let err = |e| query_error(Side::Source, "reading the replication position", e);
+    let goal: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(err)?
+        .get(0);
+    let started = std::time::Instant::now();
+    loop {
+        let row = client
+            .query_opt(
+                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn,
+                        pg_wal_lsn_diff($1::text::pg_lsn, confirmed_flush_lsn)::bigint
+                 FROM pg_replication_slots WHERE slot_name = $2 AND database = current_database()",
+                &[&goal, &names.subscription],
+            )
+            .await
+            .map_err(err)?;
+        let Some(row) = row else {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                Side::Source,
+                format!(
+                    "replication slot {} does not exist on {}: continuous sync is not set up \
+                     (run init without --no-sync)",
+                    names.subscription,
+                    source.display()
+                ),
+            ));
+        };
+        if row.get::<_, Option<bool>>(0) == Some(true) {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            let behind: Option<i64> = row.get(1);
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                Side::Target,
+                format!(
+                    "the target is still {} bytes behind the source after {}s; check \
+                     `seren-replicator status`, then retry (--timeout SECONDS waits longer)",
+                    behind.map_or("an unknown number of".into(), |b| b.to_string()),
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Set the target's sequences to the source's current values plus `margin` (sequences are
+/// not replicated by PostgreSQL). Returns how many were set.
+pub async fn copy_sequence_values(
+    source: &PgTarget,
+    target: &PgTarget,
+    margin: i64,
+) -> Result<usize> {
+    let values = crate::catalog::sequences(&source.connect().await?).await?;
+    let client = target.connect().await?;
+    let err = |e| query_error(Side::Target, "setting sequences", e);
+    let mut n = 0;
+    for s in values {
+        let name = format!("{}.{}", quote_ident(&s.schema), quote_ident(&s.name));
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await
+            .map_err(err)?
+            .get(0);
+        if exists {
+            client
+                .execute(
+                    "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
+                    &[&name, &s.last_value.saturating_add(margin), &s.is_called],
+                )
+                .await
+                .map_err(err)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
