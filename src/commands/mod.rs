@@ -117,10 +117,10 @@ fn init_tracing(cli: &Cli) {
         _ => "debug",
     };
     // tokio-postgres logs statements at debug level, and CREATE SUBSCRIPTION carries the
-    // source's password: its debug output is never enabled.
+    // source's password: only its warnings are shown (its notices are noise).
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEREN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-        .add_directive("tokio_postgres=info".parse().expect("a valid directive"));
+        .add_directive("tokio_postgres=warn".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -213,3 +213,63 @@ fn table_without_identity_is_refused_without_the_flag() {
         "a refused run left a slot"
     );
 }
+
+#[test]
+fn killed_init_with_sync_starts_over_and_leaves_no_gap() {
+    let (src, _) = fresh_source_db();
+    script(&src, SOURCE);
+    let (dst, _) = fresh_target_db();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, src) = (stop.clone(), src.clone());
+        std::thread::spawn(move || {
+            let mut i = 5_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                write_once(&src, i);
+                i += 1;
+            }
+        })
+    };
+    let args = [
+        "init",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "-y",
+        "--set-replica-identity-full",
+        "--subscription",
+        "crash_test_sub",
+        "--publication",
+        "crash_test_pub",
+    ];
+    // Kill the first run once the slot exists (the copy is under way).
+    let mut child = crate::harness::cli()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while sql(
+        &src,
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'crash_test_sub'",
+    ) == "0"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no slot appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    wait_equal(&src, &dst, Duration::from_secs(60));
+    sql(&dst, "DROP SUBSCRIPTION crash_test_sub");
+}
