@@ -221,6 +221,56 @@ pub async fn foreign_keys(client: &Client) -> Result<Vec<ForeignKey>> {
         .collect())
 }
 
+/// A primary-key or unique constraint of a table, with its index's definition.
+#[derive(Debug, Clone)]
+pub struct KeyConstraint {
+    /// Constraint name.
+    pub name: String,
+    /// `CREATE UNIQUE INDEX …` as the source would build it.
+    pub index_sql: String,
+    /// `ALTER TABLE ONLY … ADD CONSTRAINT … USING INDEX …` (with its deferrability).
+    pub attach_sql: String,
+}
+
+/// The primary-key and unique constraints of the table with OID `table`.
+pub async fn key_constraints(client: &Client, table: &PgTable) -> Result<Vec<KeyConstraint>> {
+    let rows = client
+        .query(
+            "SELECT c.conname, pg_get_indexdef(c.conindid), c.contype::text, i.relname,
+                    c.condeferrable, c.condeferred
+             FROM pg_constraint c JOIN pg_class i ON i.oid = c.conindid
+             WHERE c.conrelid = $1 AND c.contype IN ('p', 'u')",
+            &[&table.oid],
+        )
+        .await
+        .map_err(|e| query_error(Side::Source, "reading key constraints", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (name, index_sql, kind, index): (String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let mut attach = format!(
+                "ALTER TABLE ONLY {} ADD CONSTRAINT {} {} USING INDEX {}",
+                table.sql_name(),
+                quote_ident(&name),
+                if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" },
+                quote_ident(&index)
+            );
+            if r.get::<_, bool>(4) {
+                attach.push_str(" DEFERRABLE");
+                if r.get::<_, bool>(5) {
+                    attach.push_str(" INITIALLY DEFERRED");
+                }
+            }
+            KeyConstraint {
+                name,
+                index_sql: format!("{index_sql};"),
+                attach_sql: format!("{attach};"),
+            }
+        })
+        .collect())
+}
+
 /// A sequence and its state.
 #[derive(Debug, Clone)]
 pub struct SequenceValue {

@@ -4,7 +4,7 @@
 //! schema, sequences, large objects and statistics.
 
 use crate::catalog::{self, display_name, PgTable, STATE_SCHEMA};
-use crate::clone_sink::{CloneTable, PgCloneSink};
+use crate::clone_sink::{CloneTable, ConstraintIndex, PgCloneSink};
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::{quote_ident, quote_literal};
 use crate::replication::{
@@ -555,23 +555,32 @@ impl ClonePlan {
                 matches!(e.kind.as_str(), "INDEX" | "CONSTRAINT")
                     && e.table.as_ref().is_some_and(|t| data.contains(t))
             });
-        let clone_tables = self
-            .work
-            .iter()
-            .map(|w| {
-                let t = self.table(&w.table.name)?.clone();
-                let key = Some((t.schema.clone(), t.name.clone()));
-                Ok(CloneTable {
-                    partitions: self.plan.get(&w.table.name).map_or(1, Vec::len),
-                    post_data: per_table
-                        .iter()
-                        .filter(|e| e.table == key)
-                        .cloned()
-                        .collect(),
-                    table: t,
+        let mut clone_tables = Vec::with_capacity(self.work.len());
+        for w in &self.work {
+            let t = self.table(&w.table.name)?.clone();
+            let key = Some((t.schema.clone(), t.name.clone()));
+            let constraint_indexes = catalog::key_constraints(self.source.catalog(), &t)
+                .await?
+                .into_iter()
+                .map(|k| {
+                    let ci = ConstraintIndex {
+                        index_sql: k.index_sql,
+                        attach_sql: k.attach_sql,
+                    };
+                    (k.name, ci)
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect();
+            clone_tables.push(CloneTable {
+                partitions: self.plan.get(&w.table.name).map_or(1, Vec::len),
+                post_data: per_table
+                    .iter()
+                    .filter(|e| e.table == key)
+                    .cloned()
+                    .collect(),
+                constraint_indexes,
+                table: t,
+            });
+        }
         let sink = Arc::new(PgCloneSink::new(
             target.clone(),
             clone_tables,

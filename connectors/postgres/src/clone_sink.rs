@@ -35,6 +35,18 @@ pub struct CloneTable {
     pub partitions: usize,
     /// Its indexes and primary/unique constraints, in restore order.
     pub post_data: Vec<PostDataEntry>,
+    /// Primary-key and unique constraints that can be built as an index first, by name.
+    pub constraint_indexes: HashMap<String, ConstraintIndex>,
+}
+
+/// A primary-key or unique constraint built as `CREATE UNIQUE INDEX` (which can run beside the
+/// table's other index builds) and then attached with `ADD CONSTRAINT … USING INDEX`.
+#[derive(Debug, Clone)]
+pub struct ConstraintIndex {
+    /// `CREATE UNIQUE INDEX …` (from the source's `pg_get_indexdef`).
+    pub index_sql: String,
+    /// `ALTER TABLE ONLY … ADD CONSTRAINT … PRIMARY KEY|UNIQUE USING INDEX …`.
+    pub attach_sql: String,
 }
 
 /// Writes raw COPY rows into existing tables of one target database.
@@ -79,7 +91,10 @@ impl PgCloneSink {
         })
     }
 
-    /// Start building `name`'s indexes and constraints in the background, once.
+    /// Start building `name`'s indexes and constraints in the background, once: every index
+    /// (primary-key and unique-constraint indexes included, as `CREATE UNIQUE INDEX`) on its
+    /// own connection, several at once, then in one transaction the constraints (`ADD
+    /// CONSTRAINT … USING INDEX` takes no time) and the resume mark; then ANALYZE.
     fn start_post_data(&self, name: &str) -> Result<()> {
         let t = self.table(name)?;
         let step = post_data_step(name);
@@ -87,32 +102,62 @@ impl PgCloneSink {
         {
             return Ok(());
         }
+        let mut indexes: Vec<(String, String)> = Vec::new();
+        let mut finals: Vec<(String, String)> = Vec::new();
+        for e in &t.post_data {
+            let what = format!("{} {}", e.kind, e.tag);
+            let constraint = e.tag.strip_prefix(&format!("{} ", t.table.name));
+            let via_index = constraint.and_then(|c| t.constraint_indexes.get(c));
+            match (e.kind.as_str(), via_index) {
+                ("INDEX", _) => indexes.push((what, if_not_exists(&e.sql))),
+                ("CONSTRAINT", Some(ci)) if single_statement(&e.sql) => {
+                    indexes.push((what.clone(), if_not_exists(&ci.index_sql)));
+                    finals.push((what, ci.attach_sql.clone()));
+                }
+                _ => finals.push((what, e.sql.clone())),
+            }
+        }
         let target = self.target.clone();
-        let sql: Vec<(String, String)> = t
-            .post_data
-            .iter()
-            .map(|e| (format!("{} {}", e.kind, e.tag), e.sql.clone()))
-            .collect();
         let preamble = self.preamble.clone();
         let sql_name = t.table.sql_name();
         let permits = self.index_jobs.clone();
         let table_name = name.to_string();
         let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let err = |what: &str, e| query_error(Side::Target, what, e);
+            let builds = indexes.into_iter().map(|(what, sql)| {
+                let (target, preamble, permits, table_name) = (
+                    target.clone(),
+                    preamble.clone(),
+                    permits.clone(),
+                    table_name.clone(),
+                );
+                async move {
+                    let _permit = permits
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore never closed");
+                    let client = target.connect().await?;
+                    client
+                        .batch_execute(&format!("{preamble}\n{sql}"))
+                        .await
+                        .map_err(|e| err(&format!("creating {what} on {table_name}"), e))
+                }
+            });
+            futures::future::try_join_all(builds).await?;
             let _permit = permits
                 .acquire_owned()
                 .await
                 .expect("semaphore never closed");
-            let started = std::time::Instant::now();
             let mut client = target.connect().await?;
-            let err = |what: &str, e| query_error(Side::Target, what, e);
             let tx = client
                 .transaction()
                 .await
-                .map_err(|e| err("starting the index build", e))?;
+                .map_err(|e| err("starting the constraint step", e))?;
             tx.batch_execute(&preamble)
                 .await
-                .map_err(|e| err("setting up the index build", e))?;
-            for (what, sql) in &sql {
+                .map_err(|e| err("setting up the constraint step", e))?;
+            for (what, sql) in &finals {
                 tx.batch_execute(sql)
                     .await
                     .map_err(|e| err(&format!("creating {what} on {table_name}"), e))?;
@@ -132,6 +177,30 @@ impl PgCloneSink {
         self.tasks.lock().unwrap().push(task);
         Ok(())
     }
+}
+
+/// `CREATE [UNIQUE] INDEX` made idempotent (a resumed run may find it built).
+fn if_not_exists(sql: &str) -> String {
+    for head in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
+        if let Some(at) = sql.find(head) {
+            if !sql[at + head.len()..].starts_with("IF NOT EXISTS ") {
+                return format!(
+                    "{}{head}IF NOT EXISTS {}",
+                    &sql[..at],
+                    &sql[at + head.len()..]
+                );
+            }
+        }
+    }
+    sql.to_string()
+}
+
+/// Whether a post-data entry is one `ALTER TABLE … ADD CONSTRAINT` and nothing more (no
+/// `CLUSTER ON` or `REPLICA IDENTITY` riding along), so it can be rebuilt from its index.
+fn single_statement(sql: &str) -> bool {
+    sql.matches("ALTER TABLE").count() == 1
+        && !sql.contains("CLUSTER ON")
+        && !sql.contains("REPLICA IDENTITY")
 }
 
 /// The resume mark of a table's indexes and constraints.
