@@ -273,3 +273,51 @@ fn killed_init_with_sync_starts_over_and_leaves_no_gap() {
     wait_equal(&src, &dst, Duration::from_secs(60));
     sql(&dst, "DROP SUBSCRIPTION crash_test_sub");
 }
+
+#[test]
+fn row_filters_apply_to_the_replicated_changes() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE orders (id int PRIMARY KEY, region text NOT NULL);
+         INSERT INTO orders SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
+           FROM generate_series(1, 1000) g;",
+    );
+    let (dst, _) = fresh_target_db();
+    let (code, out, err) = run(&[
+        "init",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "-y",
+        "--table-filter",
+        "orders:region = 'eu'",
+        "--subscription",
+        "filter_test_sub",
+        "--publication",
+        "filter_test_pub",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    sql(
+        &src,
+        "INSERT INTO orders SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
+           FROM generate_series(1001, 1100) g",
+    );
+    let expected = "SELECT count(*), sum(id) FROM orders WHERE region = 'eu'";
+    let started = Instant::now();
+    while sql(&dst, "SELECT count(*), sum(id) FROM orders") != sql(&src, expected) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "target {} vs source filtered {}",
+            sql(&dst, "SELECT count(*), sum(id) FROM orders"),
+            sql(&src, expected)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        sql(&dst, "SELECT count(*) FROM orders WHERE region <> 'eu'"),
+        "0"
+    );
+    sql(&dst, "DROP SUBSCRIPTION filter_test_sub");
+}
