@@ -28,7 +28,7 @@ pub enum Command {
     /// Copy a source database into PostgreSQL (schema and data).
     Init(InitArgs),
     /// Check that source and target are reachable and the copy can run.
-    Validate(CheckArgs),
+    Validate(ValidateArgs),
     /// Compare source and target tables: row counts and content digests.
     Verify(CheckArgs),
     /// Migrate a generated sample database into a throwaway PostgreSQL, verify it, clean up.
@@ -47,6 +47,17 @@ pub struct PassThrough {
     /// Ignored.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `validate` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Source, target, selection and layout, as for `init`.
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// PostgreSQL sources: skip the checks continuous sync needs (as `init --no-sync`).
+    #[arg(long, env = "SEREN_NO_SYNC")]
+    pub no_sync: bool,
 }
 
 /// `sync` arguments.

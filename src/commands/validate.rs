@@ -1,9 +1,10 @@
 //! `validate`: check everything `init` needs, one line per check, with the fix for each failure.
 
 use super::{Ui, EXIT_CHECK_FAILED};
-use crate::cli::CheckArgs;
+use crate::cli::ValidateArgs;
 use crate::session;
 use anyhow::Result;
+use pipeline::Side;
 use serde::Serialize;
 use seren_postgres::ddl::{qualified, quote_ident};
 
@@ -14,7 +15,8 @@ struct Check {
     detail: String,
 }
 
-pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
+pub async fn run(validate: ValidateArgs, ui: &Ui) -> Result<i32> {
+    let args = validate.check;
     let mut checks: Vec<Check> = Vec::new();
     let mut push = |check: &str, r: std::result::Result<String, String>| {
         let (ok, detail) = match r {
@@ -110,6 +112,14 @@ pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
             }
             Err(e) => {
                 push("target reachable", Err(e.to_string()));
+            }
+        }
+    }
+    if let (Some(s), false) = (&s, validate.no_sync) {
+        if session::is_postgres(&args.endpoints.source) {
+            let source = seren_postgres::PgTarget::parse(&args.endpoints.source, Side::Source)?;
+            for (check, r) in seren_postgres::replication::sync_checks(&source, &s.target).await {
+                push(&format!("sync: {check}"), r);
             }
         }
     }

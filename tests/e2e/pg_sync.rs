@@ -321,3 +321,29 @@ fn row_filters_apply_to_the_replicated_changes() {
     );
     sql(&dst, "DROP SUBSCRIPTION filter_test_sub");
 }
+
+#[test]
+fn validate_checks_what_sync_needs() {
+    let (src, _) = fresh_source_db();
+    script(&src, "CREATE TABLE t (id int PRIMARY KEY);");
+    let (dst, _) = fresh_target_db();
+    let (code, out, err) = run(&["validate", "--source", &src, "--target", &dst]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for line in [
+        "✓ sync: source wal_level: logical",
+        "✓ sync: source REPLICATION privilege",
+        "✓ sync: target can create subscriptions",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+    script(&src, "CREATE TABLE nokey (a int);");
+    let (code, out, _) = run(&["validate", "--source", &src, "--target", &dst]);
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("✗ sync: replica identity") && out.contains("public.nokey"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["validate", "--source", &src, "--target", &dst, "--no-sync"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("sync:"), "{out}");
+}

@@ -544,3 +544,150 @@ pub async fn copy_sequence_values(
     }
     Ok(n)
 }
+
+/// What continuous sync needs, checked on the side that needs it: one `(check, outcome)` per
+/// line, the error text carrying the fix.
+pub async fn sync_checks(
+    source: &PgTarget,
+    target: &PgTarget,
+) -> Vec<(&'static str, std::result::Result<String, String>)> {
+    let mut out = Vec::new();
+    match source.connect().await {
+        Err(e) => out.push(("source reachable for sync", Err(e.to_string()))),
+        Ok(c) => {
+            let q = |sql: &'static str| {
+                let c = &c;
+                async move {
+                    c.query_one(sql, &[])
+                        .await
+                        .map_err(|e| query_error(Side::Source, "checking sync settings", e).to_string())
+                }
+            };
+            match q("SELECT current_setting('wal_level')").await {
+                Ok(r) if r.get::<_, String>(0) == "logical" => {
+                    out.push(("source wal_level", Ok("logical".into())))
+                }
+                Ok(r) => out.push((
+                    "source wal_level",
+                    Err(format!(
+                        "wal_level is {}; set `wal_level = logical` in postgresql.conf (or \
+                         ALTER SYSTEM SET wal_level = logical) and restart the source",
+                        r.get::<_, String>(0)
+                    )),
+                )),
+                Err(e) => out.push(("source wal_level", Err(e))),
+            }
+            match q("SELECT current_setting('max_replication_slots')::int
+                        - (SELECT count(*)::int FROM pg_replication_slots),
+                        current_setting('max_wal_senders')::int
+                        - (SELECT count(*)::int FROM pg_stat_replication)")
+            .await
+            {
+                Ok(r) => {
+                    let (slots, senders): (i32, i32) = (r.get(0), r.get(1));
+                    out.push((
+                        "source replication slots",
+                        if slots > 0 {
+                            Ok(format!("{slots} free"))
+                        } else {
+                            Err("no free replication slot: raise max_replication_slots \
+                                 (restart) or drop an unused slot"
+                                .into())
+                        },
+                    ));
+                    out.push((
+                        "source WAL senders",
+                        if senders > 0 {
+                            Ok(format!("{senders} free"))
+                        } else {
+                            Err("no free WAL sender: raise max_wal_senders (restart)".into())
+                        },
+                    ));
+                }
+                Err(e) => out.push(("source replication slots", Err(e))),
+            }
+            match q("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
+                .await
+            {
+                Ok(r) if r.get::<_, bool>(0) => {
+                    out.push(("source REPLICATION privilege", Ok(source.user().to_string())))
+                }
+                Ok(_) => out.push((
+                    "source REPLICATION privilege",
+                    Err(format!(
+                        "user {0} cannot open replication connections: ALTER ROLE {0} WITH \
+                         REPLICATION; (or use --no-sync)",
+                        quote_ident(source.user())
+                    )),
+                )),
+                Err(e) => out.push(("source REPLICATION privilege", Err(e))),
+            }
+            match c
+                .query(
+                    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                       AND n.nspname NOT LIKE 'pg\\_%'
+                       AND c.relreplident IN ('d', 'i')
+                       AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
+                                       AND (i.indisprimary OR i.indisreplident))
+                     ORDER BY 1",
+                    &[],
+                )
+                .await
+            {
+                Ok(rows) if rows.is_empty() => {
+                    out.push(("replica identity", Ok("every table has one".into())))
+                }
+                Ok(rows) => {
+                    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                    out.push((
+                        "replica identity",
+                        Err(format!(
+                            "UPDATE/DELETE on {} cannot be replicated (no primary key or \
+                             replica identity): init with --set-replica-identity-full, or \
+                             add primary keys",
+                            names.join(", ")
+                        )),
+                    ))
+                }
+                Err(e) => out.push((
+                    "replica identity",
+                    Err(query_error(Side::Source, "checking replica identities", e).to_string()),
+                )),
+            }
+        }
+    }
+    let maintenance = target.with_dbname("postgres");
+    let client = match target.connect().await {
+        Ok(c) => Ok(c),
+        Err(_) => maintenance.connect().await,
+    };
+    match client {
+        Err(e) => out.push(("target can create subscriptions", Err(e.to_string()))),
+        Ok(c) => {
+            let r = c
+                .query_one(
+                    "SELECT rolsuper OR CASE WHEN current_setting('server_version_num')::int
+                        >= 160000 THEN pg_has_role(current_user, 'pg_create_subscription',
+                        'MEMBER') ELSE false END
+                     FROM pg_roles WHERE rolname = current_user",
+                    &[],
+                )
+                .await;
+            out.push((
+                "target can create subscriptions",
+                match r {
+                    Ok(r) if r.get::<_, bool>(0) => Ok(target.user().to_string()),
+                    Ok(_) => Err(format!(
+                        "user {0} cannot create subscriptions: make it superuser, or on \
+                         PostgreSQL 16+ GRANT pg_create_subscription TO {0}; (or use --no-sync)",
+                        quote_ident(target.user())
+                    )),
+                    Err(e) => Err(query_error(Side::Target, "checking privileges", e).to_string()),
+                },
+            ));
+        }
+    }
+    out
+}
