@@ -30,23 +30,41 @@ pub enum Command {
     /// Check that source and target are reachable and the copy can run.
     Validate(ValidateArgs),
     /// Compare source and target tables: row counts and content digests.
-    Verify(CheckArgs),
+    Verify(VerifyArgs),
     /// Migrate a generated sample database into a throwaway PostgreSQL, verify it, clean up.
     Demo(DemoArgs),
     /// Continuous sync set up by init: check it, `--cutover` to the target, or `--stop` it.
     Sync(SyncArgs),
-    /// Replication status (not implemented yet).
-    Status(PassThrough),
+    /// Continuous sync status: subscriptions, slots, lag and a verdict with the fix.
+    Status(StatusArgs),
     /// List the built-in connectors and the source forms they accept.
     Connectors,
 }
 
-/// Arguments of a command that is not implemented yet.
-#[derive(Debug, Args)]
-pub struct PassThrough {
-    /// Ignored.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+/// `status` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Source PostgreSQL (where the publication and the replication slot live):
+    /// `postgresql://user:pass@host:5432/db` or `host=… dbname=…`.
+    #[arg(long, env = "SEREN_SOURCE")]
+    pub source: String,
+    /// Target PostgreSQL (where the subscription lives); its database is the one checked.
+    /// PGPASSWORD and ~/.pgpass work as in psql.
+    #[arg(long, env = "SEREN_TARGET")]
+    pub target: String,
+    /// Read the target password from this file (first line) instead of the URL.
+    #[arg(long, env = "SEREN_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Refresh every SECONDS (default 2) until Ctrl-C.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        default_missing_value = "2",
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "SEREN_WATCH"
+    )]
+    pub watch: Option<u64>,
 }
 
 /// `validate` arguments.
@@ -58,6 +76,21 @@ pub struct ValidateArgs {
     /// PostgreSQL sources: skip the checks continuous sync needs (as `init --no-sync`).
     #[arg(long, env = "SEREN_NO_SYNC")]
     pub no_sync: bool,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Source, target, selection and layout, as for `init`.
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// PostgreSQL sources: tables compared at once (default: CPU cores; one connection per
+    /// side each).
+    #[arg(long, short = 'j', env = "SEREN_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// PostgreSQL sources: differing rows named per table.
+    #[arg(long, default_value_t = 20, env = "SEREN_MAX_DIFFS")]
+    pub max_diffs: usize,
 }
 
 /// `sync` arguments.

@@ -75,7 +75,15 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
         return Ok(code);
     }
     say("\nVerifying (row counts and content digests) …");
-    let code = super::verify::run(check, ui).await?;
+    let code = super::verify::run(
+        crate::cli::VerifyArgs {
+            check,
+            jobs: None,
+            max_diffs: 20,
+        },
+        ui,
+    )
+    .await?;
     if code != 0 {
         return Ok(code);
     }

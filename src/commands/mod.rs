@@ -3,9 +3,11 @@
 mod demo;
 mod init;
 mod init_pg;
+mod status;
 mod sync;
 mod validate;
 mod verify;
+mod verify_pg;
 
 use crate::cli::{Cli, Command};
 use pipeline::ErrorKind;
@@ -16,8 +18,6 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_CONFLICT: i32 = 3;
 /// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_CANCELLED: i32 = 130;
-/// Exit code for a command that is not implemented yet.
-pub const EXIT_NOT_IMPLEMENTED: i32 = 4;
 /// Exit code when `verify` or `validate` find a difference or a failed check.
 pub const EXIT_CHECK_FAILED: i32 = 5;
 
@@ -48,14 +48,8 @@ pub fn main(cli: Cli) -> i32 {
                 }
                 Ok(0)
             }
+            Command::Status(args) => status::run(args, &ui).await,
             Command::Sync(args) => sync::run(args, &ui).await,
-            Command::Status(_) => {
-                eprintln!(
-                    "error: this command is not implemented yet; so far seren-replicator \
-                     provides init, sync, validate, verify, demo and connectors"
-                );
-                Ok(EXIT_NOT_IMPLEMENTED)
-            }
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

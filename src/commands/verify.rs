@@ -1,18 +1,16 @@
-//! `verify`: compare every selected table of the source with its copy in the target.
+//! `verify`: compare every selected table of the source with its copy in the target
+//! (PostgreSQL sources: `verify_pg`).
 
 use super::{Ui, EXIT_CHECK_FAILED};
-use crate::cli::CheckArgs;
+use crate::cli::VerifyArgs;
 use crate::session;
 use anyhow::Result;
 
-pub async fn run(args: CheckArgs, ui: &Ui) -> Result<i32> {
-    if session::is_postgres(&args.endpoints.source) {
-        eprintln!(
-            "error: verify does not compare PostgreSQL sources yet (only SQLite sources so far); \
-             it comes with continuous sync"
-        );
-        return Ok(super::EXIT_NOT_IMPLEMENTED);
+pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
+    if session::is_postgres(&verify.check.endpoints.source) {
+        return super::verify_pg::run(verify, ui).await;
     }
+    let args = verify.check;
     let s = session::open(&args.endpoints, session::source_options(&args.layout)).await?;
     let selected = session::select(&*s.source, &args.selection).await?;
     let mut checks = Vec::new();

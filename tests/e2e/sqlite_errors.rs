@@ -87,12 +87,12 @@ fn bad_sources_are_explained() {
     assert_eq!(code, 2);
     assert!(err.contains("no connector accepts source"), "{err}");
     assert!(!err.contains("panicked"));
-    // Commands of later milestones say so instead of pretending to succeed.
-    let (code, _, err) = run(&["status", "--source", "x.db"]);
-    assert_eq!(code, 4, "{err}");
-    assert!(err.contains("not implemented yet"), "{err}");
     // Continuous sync is for PostgreSQL sources only.
     let (code, _, err) = run(&["sync", "--source", "x.db", "--target", &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a PostgreSQL connection string"), "{err}");
+    // `status` reports continuous sync, which only PostgreSQL sources have.
+    let (code, _, err) = run(&["status", "--source", "x.db", "--target", &url]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a PostgreSQL connection string"), "{err}");
     assert_eq!(

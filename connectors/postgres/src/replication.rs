@@ -558,9 +558,9 @@ pub async fn sync_checks(
             let q = |sql: &'static str| {
                 let c = &c;
                 async move {
-                    c.query_one(sql, &[])
-                        .await
-                        .map_err(|e| query_error(Side::Source, "checking sync settings", e).to_string())
+                    c.query_one(sql, &[]).await.map_err(|e| {
+                        query_error(Side::Source, "checking sync settings", e).to_string()
+                    })
                 }
             };
             match q("SELECT current_setting('wal_level')").await {
@@ -609,9 +609,10 @@ pub async fn sync_checks(
             match q("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user")
                 .await
             {
-                Ok(r) if r.get::<_, bool>(0) => {
-                    out.push(("source REPLICATION privilege", Ok(source.user().to_string())))
-                }
+                Ok(r) if r.get::<_, bool>(0) => out.push((
+                    "source REPLICATION privilege",
+                    Ok(source.user().to_string()),
+                )),
                 Ok(_) => out.push((
                     "source REPLICATION privilege",
                     Err(format!(
