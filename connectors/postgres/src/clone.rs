@@ -571,7 +571,6 @@ impl ClonePlan {
                 })
                 .collect();
             clone_tables.push(CloneTable {
-                partitions: self.plan.get(&w.table.name).map_or(1, Vec::len),
                 post_data: per_table
                     .iter()
                     .filter(|e| e.table == key)

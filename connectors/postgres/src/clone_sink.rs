@@ -1,8 +1,9 @@
 //! The sink of a PostgreSQL → PostgreSQL copy: tables already exist (restored from the source's
 //! schema), rows arrive as raw COPY rows and are written with `COPY … FROM STDIN` in the
 //! source's format. Each partition commits in its own transaction together with its resume
-//! mark; a table copied in one partition is truncated in that transaction first, which lets
-//! `COPY … FREEZE` write its rows already frozen (no later hint-bit rewrite of every page).
+//! mark. (`COPY … FREEZE` after a TRUNCATE in the same transaction was measured: it cost 3–4
+//! CPU-seconds more per 1.4 GB on the target — it writes the visibility map as it goes — for
+//! slightly faster index builds, so it is not used; bench/RESULTS.md.)
 //!
 //! As soon as a table's last partition commits, its indexes and primary/unique constraints are
 //! built, then the table analyzed, on a separate pool of `index_jobs` connections, overlapping
@@ -31,8 +32,6 @@ use tokio_postgres::{Client, CopyInSink};
 pub struct CloneTable {
     /// The table (same schema and name on both sides).
     pub table: PgTable,
-    /// How many partitions its copy has in the plan (one allows TRUNCATE + FREEZE).
-    pub partitions: usize,
     /// Its indexes and primary/unique constraints, in restore order.
     pub post_data: Vec<PostDataEntry>,
     /// Primary-key and unique constraints that can be built as an index first, by name.
@@ -228,21 +227,16 @@ impl Sink for PgCloneSink {
         let client = self.target.connect().await?;
         let err = |e| query_error(Side::Target, &what, e);
         let format = t.table.format;
-        let mut options = format!("FORMAT {}", format.sql());
-        let mut begin = "BEGIN".to_string();
-        if t.partitions == 1 {
-            begin.push_str(&format!("; TRUNCATE ONLY {}", t.table.sql_name()));
-            options.push_str(", FREEZE");
-        }
-        client.batch_execute(&begin).await.map_err(err)?;
+        client.batch_execute("BEGIN").await.map_err(err)?;
         let columns = if t.table.columns.is_empty() {
             String::new()
         } else {
             t.table.column_list()
         };
         let sql = format!(
-            "COPY {} {columns} FROM STDIN ({options})",
-            t.table.sql_name()
+            "COPY {} {columns} FROM STDIN (FORMAT {})",
+            t.table.sql_name(),
+            format.sql()
         );
         let sink = client.copy_in::<_, Bytes>(&sql).await.map_err(err)?;
         let mut sink = Box::pin(sink);
