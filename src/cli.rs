@@ -65,6 +65,9 @@ pub struct StatusArgs {
         env = "SEREN_WATCH"
     )]
     pub watch: Option<u64>,
+    /// Seconds behind the source above which a subscription counts as lagging.
+    #[arg(long, value_name = "SECONDS", default_value_t = seren_postgres::status::DEFAULT_MAX_LAG_SECONDS)]
+    pub max_lag: f64,
 }
 
 /// `validate` arguments.
@@ -91,6 +94,10 @@ pub struct VerifyArgs {
     /// PostgreSQL sources: differing rows named per table.
     #[arg(long, default_value_t = 20, env = "SEREN_MAX_DIFFS")]
     pub max_diffs: usize,
+    /// During continuous sync: the subscription's name, if init was given one (verify waits
+    /// for the target to catch up before comparing).
+    #[arg(long, env = "SEREN_SUBSCRIPTION")]
+    pub subscription: Option<String>,
 }
 
 /// `sync` arguments.

@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             check,
             jobs: None,
             max_diffs: 20,
+            subscription: None,
         },
         ui,
     )

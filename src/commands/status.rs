@@ -32,7 +32,7 @@ pub async fn run(args: StatusArgs, ui: &Ui) -> Result<i32> {
         password_file: args.password_file.clone(),
     })?;
     let Some(every) = args.watch else {
-        let report = status::status(&source, &target).await;
+        let report = status::status(&source, &target, args.max_lag).await;
         show(&report, ui);
         return Ok(exit_code(&report));
     };
@@ -42,7 +42,7 @@ pub async fn run(args: StatusArgs, ui: &Ui) -> Result<i32> {
     let mut code = EXIT_CHECK_FAILED;
     loop {
         let report = tokio::select! {
-            r = status::status(&source, &target) => r,
+            r = status::status(&source, &target, args.max_lag) => r,
             _ = interrupt.recv() => break,
         };
         if !ui.json && !ui.quiet {

@@ -10,6 +10,7 @@ use anyhow::Result;
 use pipeline::Side;
 use seren_postgres::clone::{self, TableRules};
 use seren_postgres::pgverify::{self, TableReport, VerifyOptions};
+use seren_postgres::replication::{self, ReplicationNames};
 use seren_postgres::PgTarget;
 
 /// The selection of one database, as `init` resolves it.
@@ -77,6 +78,28 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
         let scope = Scope {
             rules: rules.for_database(db),
         };
+        // During continuous sync, compare once the target has applied everything the source
+        // had written, so differences are not just changes still in flight.
+        let names =
+            ReplicationNames::for_database(db, several, None, verify.subscription.as_deref());
+        if replication::subscription_exists(&t, &names)
+            .await
+            .unwrap_or(false)
+        {
+            let caught_up =
+                replication::wait_caught_up(&s, &names, std::time::Duration::from_secs(60)).await;
+            if !ui.json && !ui.quiet {
+                match &caught_up {
+                    Ok(()) => println!(
+                        "continuous sync: the target caught up with the source; comparing (writes \
+                         after this point may show as differences)"
+                    ),
+                    Err(e) => {
+                        println!("continuous sync: {e}; differences may be changes in flight")
+                    }
+                }
+            }
+        }
         let reports = pgverify::verify_database(&s, &t, &scope, &opts)
             .await
             .map_err(|e| e.context(format!("database {db}")))?;

@@ -226,6 +226,60 @@ fn disabled_subscription_falls_behind() {
 }
 
 #[test]
+fn blocked_apply_worker_is_lagging() {
+    let (source, _) = fresh_source_db();
+    let (target, _) = fresh_target_db();
+    let rep = Replication::start(&source, &target);
+    // Hold a lock the apply worker needs, so it stops applying while the source writes on.
+    let mut lock = Command::new("psql")
+        .args(["-X", "-q", "-d", &target])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = lock.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;").unwrap();
+        stdin.flush().unwrap();
+    }
+    wait_for("the lock", || {
+        sql(
+            &target,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+             WHERE c.relname = 't' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ) == "1"
+    });
+    sql(
+        &source,
+        "INSERT INTO t SELECT g, 'blocked' FROM generate_series(5000, 5999) g",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, out, err) = run(&[
+        "status",
+        "--source",
+        &source,
+        "--target",
+        &target,
+        "--json",
+        "--max-lag",
+        "1",
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    lock.kill().unwrap();
+    lock.wait().unwrap();
+    assert_eq!(code, 5, "{v:#}");
+    let s = &v["subscriptions"][0];
+    assert_eq!(s["health"], "lagging", "{s:#}");
+    assert!(s["lag_bytes"].as_i64().unwrap() > 0, "{s:#}");
+    // Once the lock is gone it catches up and is healthy again.
+    wait_for("catch-up", || {
+        sql(&target, "SELECT count(*) FROM t WHERE v = 'blocked'") == "1000"
+    });
+    drop(rep);
+}
+
+#[test]
 fn stopped_source_is_reported_with_the_target_side() {
     let own = ThrowawayPg::start(&[
         "fsync=off",

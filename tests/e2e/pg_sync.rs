@@ -98,6 +98,21 @@ fn writes_during_and_after_init_reach_the_target() {
     let writes = writer.join().unwrap();
     assert!(writes > 10, "the writer only managed {writes} transactions");
     wait_equal(&src, &dst, Duration::from_secs(60));
+    // `verify` during sync waits for the target to catch up, then finds every table equal.
+    let (code, out, err) = run(&[
+        "verify",
+        "--source",
+        &src,
+        "--target",
+        &dst,
+        "--subscription",
+        "sync_test_sub",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("the target caught up with the source"),
+        "{out}"
+    );
 
     // `sync` reports it; more writes (and sequence use) after that, then the cutover waits
     // for them, copies the sequences and removes every replication object.

@@ -306,7 +306,7 @@ fn server(t: &PgTarget, version: Option<i32>, error: Option<&Error>) -> Server {
 }
 
 /// Read both sides and judge every subscription. Never fails: what cannot be read is reported.
-pub async fn status(source: &PgTarget, target: &PgTarget) -> Report {
+pub async fn status(source: &PgTarget, target: &PgTarget, max_lag_seconds: f64) -> Report {
     let (t, s) = tokio::join!(
         within(target, target_facts(target)),
         within(source, source_facts(source))
@@ -397,7 +397,7 @@ pub async fn status(source: &PgTarget, target: &PgTarget) -> Report {
                 lag_bytes,
                 lag_seconds,
             };
-            sub.problems = judge(&sub, s.as_ref().err(), DEFAULT_MAX_LAG_SECONDS);
+            sub.problems = judge(&sub, s.as_ref().err(), max_lag_seconds);
             sub.health = sub
                 .problems
                 .iter()
