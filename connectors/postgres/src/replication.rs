@@ -221,7 +221,9 @@ pub async fn create_slot_with_snapshot(
         })?
         .map_err(|e| {
             fail(format!(
-                "creating replication slot {} on {}: {e}",
+                "creating replication slot {} on {}: {e}; continuous sync needs wal_level = \
+                 logical and a free replication slot on the source (`seren-replicator \
+                 validate` lists what is missing), or copy without it: --no-sync",
                 names.subscription,
                 source.display()
             ))
