@@ -4,6 +4,7 @@ mod copy_encoder;
 mod harness;
 mod pg_clone;
 mod pg_pair;
+mod pg_passfile;
 mod pg_retry;
 mod pg_schema;
 mod pg_status;

@@ -126,8 +126,9 @@ impl PgTarget {
             )
             .with_cause(e)
         };
+        sweep_stale_passfiles();
         let dir = tempfile::Builder::new()
-            .prefix("seren-pgpass.")
+            .prefix(&format!("{PASSFILE_PREFIX}{}.", std::process::id()))
             .permissions(Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| io_error("creating a private temporary directory", e))?;
@@ -201,6 +202,37 @@ impl ChildConn {
 }
 
 /// libpq's `sslmode` for the target's TLS settings.
+/// Prefix of the private directories holding a child's password file; the creating process's
+/// id follows, so a later run can tell leftovers of a killed process from live ones.
+const PASSFILE_PREFIX: &str = "seren-pgpass.";
+
+/// Remove password-file directories left in the temp directory by processes that no longer
+/// run (a kill -9 skips the cleanup on drop). Only this user's directories with our prefix
+/// and a dead creator are touched.
+fn sweep_stale_passfiles() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PASSFILE_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let mine = entry
+            .metadata()
+            // SAFETY: getuid has no preconditions and cannot fail.
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == unsafe { libc::getuid() })
+            .unwrap_or(false);
+        if !alive && mine {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 pub(crate) fn ssl_mode(target: &PgTarget) -> &'static str {
     match (target.tls.mode, target.tls.verify) {
         (SslMode::Disable, _) => "disable",
