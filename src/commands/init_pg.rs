@@ -1,15 +1,14 @@
 //! `init` from a PostgreSQL source: plan every selected database under its own snapshot,
 //! confirm, then copy each (schema, rows, indexes, sequences, large objects), resumable.
 
+use super::pg_scope::Databases;
 use super::{Ui, EXIT_USAGE};
 use crate::cli::InitArgs;
-use crate::rules::{split_list, CliRules, DbRules, Rules};
-use crate::{session, view};
+use crate::view;
 use anyhow::Result;
 use pipeline::{Error, Progress, Side, Source};
-use seren_postgres::clone::{self, CloneOptions, ClonePlan, CloneReport, TableRules};
+use seren_postgres::clone::{self, CloneOptions, ClonePlan, CloneReport};
 use seren_postgres::replication::ReplicationNames;
-use seren_postgres::PgTarget;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,75 +18,20 @@ use std::time::Instant;
 /// ETA is the measured read rate scaled by it.
 const WRITE_FACTOR: f64 = 3.0;
 
-struct Scope {
-    rules: DbRules,
-    fingerprint: String,
-}
-
-impl TableRules for Scope {
-    fn selects(&self, schema: &str, table: &str) -> bool {
-        self.rules.selects(schema, table)
-    }
-    fn schema_only(&self, schema: &str, table: &str) -> bool {
-        self.rules.schema_only(schema, table)
-    }
-    fn predicate(&self, schema: &str, table: &str) -> Option<String> {
-        self.rules.predicate(schema, table)
-    }
-    fn fingerprint(&self) -> String {
-        self.fingerprint.clone()
-    }
-    fn named(&self) -> Vec<(String, String, String)> {
-        self.rules
-            .named_tables()
-            .into_iter()
-            .map(|(flag, t)| (flag.to_string(), t.schema, t.table))
-            .collect()
-    }
-}
-
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
-    let sel = &args.tables.selection;
-    let rules = Rules::new(
-        &CliRules {
-            include_databases: sel.include_databases.clone(),
-            exclude_databases: sel.exclude_databases.clone(),
-            all_databases: sel.all_databases,
-            include_tables: split(&sel.include_tables),
-            exclude_tables: split(&sel.exclude_tables),
-            schema_only_tables: split(&sel.schema_only_tables),
-            table_filters: sel.table_filters.clone(),
-            time_filters: sel.time_filters.clone(),
-        },
-        sel.config.as_deref(),
-    )?;
-    let source = PgTarget::parse(&args.tables.endpoints.source, Side::Source)?;
-    let target = session::target(&args.tables.endpoints)?;
-    let available = clone::databases(&source).await?;
-    let dbs = rules.databases(source.dbname(), &available)?;
-    let several = dbs.len() > 1 || dbs.first().map(String::as_str) != Some(source.dbname());
-    let pairs: Vec<(PgTarget, PgTarget)> = dbs
-        .iter()
-        .map(|db| {
-            let t = if several {
-                target.with_dbname(db)
-            } else {
-                target.clone()
-            };
-            (source.with_dbname(db), t)
-        })
-        .collect();
+    let dbs = Databases::resolve(&args.tables.endpoints, &args.tables.selection).await?;
+    let (source, target) = (&dbs.source, &dbs.target);
 
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pg = &args.postgres;
     let split_bytes = split_size(&pg.split_tables_larger_than, cores)?;
     let index_jobs = pg.index_jobs.unwrap_or(cores).max(1);
     let wanted_jobs = args.jobs.unwrap_or(cores).max(1);
-    let budget = clone::free_connections(&source)
+    let budget = clone::free_connections(source)
         .await?
         .saturating_sub(2)
         .min(
-            clone::free_connections(&target.with_dbname(dbs.first().map_or("postgres", |d| d)))
+            clone::free_connections(dbs.pairs.first().map_or(target, |(_, _, t)| t))
                 .await
                 .unwrap_or(usize::MAX)
                 .saturating_sub(index_jobs + 2),
@@ -115,16 +59,12 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     };
 
     let mut plans = Vec::new();
-    for (s, t) in &pairs {
-        let db = s.dbname().to_string();
-        let scope = Scope {
-            rules: rules.for_database(&db),
-            fingerprint: rules.fingerprint(),
-        };
+    for (db, s, t) in &dbs.pairs {
+        let scope = dbs.scope(db);
         let replication = (!pg.no_sync).then(|| {
             ReplicationNames::for_database(
-                &db,
-                several,
+                db,
+                dbs.several,
                 pg.publication.as_deref(),
                 pg.subscription.as_deref(),
             )
@@ -185,7 +125,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         let major =
             seren_postgres::catalog::server_major(plans[0].source.catalog(), Side::Source).await?;
         let tools = seren_postgres::tools::ClientTools::find(major)?;
-        role_warnings = seren_postgres::schema::copy_roles(&tools, &source, &target).await?;
+        role_warnings = seren_postgres::schema::copy_roles(&tools, source, target).await?;
     }
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -258,11 +198,6 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// Comma-separated lists, split outside double quotes (`a,"b,c"` is two names).
-fn split(values: &[String]) -> Vec<String> {
-    values.iter().flat_map(|v| split_list(v)).collect()
 }
 
 /// Read rate measured on the biggest table of the plans, scaled to the whole copy.

@@ -3,6 +3,7 @@
 mod demo;
 mod init;
 mod init_pg;
+mod pg_scope;
 mod status;
 mod sync;
 mod validate;

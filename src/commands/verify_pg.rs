@@ -2,65 +2,16 @@
 //! copies in the target (the same selection and row filters as `init`), naming the rows that
 //! differ.
 
+use super::pg_scope::Databases;
 use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::VerifyArgs;
-use crate::rules::{split_list, CliRules, DbRules, Rules};
-use crate::session;
 use anyhow::Result;
-use pipeline::Side;
-use seren_postgres::clone::{self, TableRules};
 use seren_postgres::pgverify::{self, TableReport, VerifyOptions};
 use seren_postgres::replication::{self, ReplicationNames};
-use seren_postgres::PgTarget;
-
-/// The selection of one database, as `init` resolves it.
-struct Scope {
-    rules: DbRules,
-}
-
-impl TableRules for Scope {
-    fn selects(&self, schema: &str, table: &str) -> bool {
-        self.rules.selects(schema, table)
-    }
-    fn schema_only(&self, schema: &str, table: &str) -> bool {
-        self.rules.schema_only(schema, table)
-    }
-    fn predicate(&self, schema: &str, table: &str) -> Option<String> {
-        self.rules.predicate(schema, table)
-    }
-    fn fingerprint(&self) -> String {
-        String::new()
-    }
-    fn named(&self) -> Vec<(String, String, String)> {
-        self.rules
-            .named_tables()
-            .into_iter()
-            .map(|(flag, t)| (flag.to_string(), t.schema, t.table))
-            .collect()
-    }
-}
 
 pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     let args = &verify.check;
-    let sel = &args.selection;
-    let rules = Rules::new(
-        &CliRules {
-            include_databases: sel.include_databases.clone(),
-            exclude_databases: sel.exclude_databases.clone(),
-            all_databases: sel.all_databases,
-            include_tables: split(&sel.include_tables),
-            exclude_tables: split(&sel.exclude_tables),
-            schema_only_tables: split(&sel.schema_only_tables),
-            table_filters: sel.table_filters.clone(),
-            time_filters: sel.time_filters.clone(),
-        },
-        sel.config.as_deref(),
-    )?;
-    let source = PgTarget::parse(&args.endpoints.source, Side::Source)?;
-    let target = session::target(&args.endpoints)?;
-    let available = clone::databases(&source).await?;
-    let dbs = rules.databases(source.dbname(), &available)?;
-    let several = dbs.len() > 1 || dbs.first().map(String::as_str) != Some(source.dbname());
+    let dbs = Databases::resolve(&args.endpoints, &args.selection).await?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let opts = VerifyOptions {
         jobs: verify.jobs.map_or(cores, |j| j as usize),
@@ -69,25 +20,18 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     };
 
     let mut results = Vec::new();
-    for db in &dbs {
-        let (s, t) = if several {
-            (source.with_dbname(db), target.with_dbname(db))
-        } else {
-            (source.clone(), target.clone())
-        };
-        let scope = Scope {
-            rules: rules.for_database(db),
-        };
+    for (db, s, t) in &dbs.pairs {
+        let scope = dbs.scope(db);
         // During continuous sync, compare once the target has applied everything the source
         // had written, so differences are not just changes still in flight.
         let names =
-            ReplicationNames::for_database(db, several, None, verify.subscription.as_deref());
-        if replication::subscription_exists(&t, &names)
+            ReplicationNames::for_database(db, dbs.several, None, verify.subscription.as_deref());
+        if replication::subscription_exists(t, &names)
             .await
             .unwrap_or(false)
         {
             let caught_up =
-                replication::wait_caught_up(&s, &names, std::time::Duration::from_secs(60)).await;
+                replication::wait_caught_up(s, &names, std::time::Duration::from_secs(60)).await;
             if !ui.json && !ui.quiet {
                 match &caught_up {
                     Ok(()) => println!(
@@ -100,11 +44,11 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
                 }
             }
         }
-        let reports = pgverify::verify_database(&s, &t, &scope, &opts)
+        let reports = pgverify::verify_database(s, t, &scope, &opts)
             .await
             .map_err(|e| e.context(format!("database {db}")))?;
         if !ui.json && !ui.quiet {
-            if several {
+            if dbs.several {
                 println!("Database {db}:");
             }
             for r in &reports {
@@ -187,9 +131,4 @@ fn line(r: &TableReport) -> String {
         ));
     }
     s
-}
-
-/// Comma-separated lists, split outside double quotes (`a,"b,c"` is two names).
-fn split(values: &[String]) -> Vec<String> {
-    values.iter().flat_map(|v| split_list(v)).collect()
 }

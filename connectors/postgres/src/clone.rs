@@ -165,7 +165,7 @@ impl ClonePlan {
                     .and_then(|(s, n)| rules.predicate(s, n))
             })
         };
-        check_named(rules, &all, &pg)?;
+        check_named(rules, &all, &pg.location())?;
         let mut tables = Vec::new();
         let mut excluded = Vec::new();
         let mut schema_only_names = Vec::new();
@@ -885,7 +885,7 @@ async fn missing_roles(
 }
 
 /// Every table the rules name exists in the source, or a configuration error listing them.
-fn check_named(rules: &dyn TableRules, all: &[PgTable], pg: &PgSource) -> Result<()> {
+pub(crate) fn check_named(rules: &dyn TableRules, all: &[PgTable], location: &str) -> Result<()> {
     for (flag, schema, table) in rules.named() {
         if all.iter().any(|t| t.schema == schema && t.name == table) {
             continue;
@@ -898,7 +898,7 @@ fn check_named(rules: &dyn TableRules, all: &[PgTable], pg: &PgSource) -> Result
         return Err(Error::config(format!(
             "{flag}: table {} does not exist in source {}; its tables are: {}",
             display_name(&schema, &table),
-            pg.location(),
+            location,
             if names.is_empty() {
                 "(none)".to_string()
             } else {

@@ -18,8 +18,8 @@
 mod chunk;
 mod sql;
 
-use crate::catalog::{self, display_name, PgTable};
-use crate::clone::TableRules;
+use crate::catalog::{self, PgTable};
+use crate::clone::{check_named, TableRules};
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::{quote_ident, quote_literal};
 use chunk::{Diff, Sides};
@@ -269,7 +269,7 @@ pub async fn verify_database(
     let (src_snap, dst_snap) =
         futures::try_join!(Snapshot::export(source), Snapshot::export(target))?;
     let all = catalog::tables(&src_snap.holder).await?;
-    check_named(rules, &all, source)?;
+    check_named(rules, &all, &source.display())?;
     let on_target = catalog::tables(&dst_snap.holder).await?;
 
     let mut jobs = Vec::new();
@@ -426,31 +426,6 @@ async fn compare_job(sides: &Sides<'_>, job: &Job, opts: &VerifyOptions) -> Resu
         ),
     )?;
     Ok(TableReport::not_compared(t, s, Some(d), why.join("; ")))
-}
-
-/// Every table the rules name exists in the source, or a configuration error listing them.
-fn check_named(rules: &dyn TableRules, all: &[PgTable], source: &PgTarget) -> Result<()> {
-    for (flag, schema, table) in rules.named() {
-        if all.iter().any(|t| t.schema == schema && t.name == table) {
-            continue;
-        }
-        let mut names: Vec<String> = all.iter().map(PgTable::display).collect();
-        if names.len() > 50 {
-            names.truncate(50);
-            names.push("…".into());
-        }
-        return Err(Error::config(format!(
-            "{flag}: table {} does not exist in source {}; its tables are: {}",
-            display_name(&schema, &table),
-            source.display(),
-            if names.is_empty() {
-                "(none)".to_string()
-            } else {
-                names.join(", ")
-            }
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
