@@ -45,11 +45,11 @@ impl std::fmt::Debug for ChildConn {
 }
 
 impl PgTarget {
-    /// Settings for a child process connecting to this server, to database `dbname` (or the
-    /// target's own database when None).
-    pub fn child_conn(&self, dbname: Option<&str>) -> Result<ChildConn> {
+    /// `key='value'` pairs naming the server, user and database (`dbname`, or this
+    /// target's): host, hostaddr, port, user, dbname. Never a password.
+    pub(crate) fn address_conninfo(&self, dbname: Option<&str>) -> Vec<String> {
         let config = &self.config;
-        let mut parts: Vec<String> = Vec::new();
+        let mut parts = Vec::new();
         let mut add = |key: &str, value: &str| parts.push(format!("{key}={}", quote(value)));
         let hosts: Vec<String> = config
             .get_hosts()
@@ -76,6 +76,15 @@ impl PgTarget {
         }
         add("user", self.user());
         add("dbname", dbname.unwrap_or(self.dbname()));
+        parts
+    }
+
+    /// Settings for a child process connecting to this server, to database `dbname` (or the
+    /// target's own database when None).
+    pub fn child_conn(&self, dbname: Option<&str>) -> Result<ChildConn> {
+        let config = &self.config;
+        let mut parts = self.address_conninfo(dbname);
+        let mut add = |key: &str, value: &str| parts.push(format!("{key}={}", quote(value)));
         if let Some(name) = config.get_application_name() {
             add("application_name", name);
         }

@@ -378,25 +378,8 @@ pub async fn drop_replication(
 /// The libpq conninfo the target's subscription uses to reach the source, password included
 /// (PostgreSQL keeps it in `pg_subscription`, readable by superusers only).
 fn subscription_conninfo(source: &PgTarget) -> String {
-    let config = &source.config;
-    let mut parts = Vec::new();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(h) => h.clone(),
-            Host::Unix(p) => p.display().to_string(),
-        })
-        .collect();
-    if !hosts.is_empty() {
-        parts.push(format!("host={}", quote(&hosts.join(","))));
-    }
-    if let Some(port) = config.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    parts.push(format!("user={}", quote(source.user())));
-    parts.push(format!("dbname={}", quote(source.dbname())));
-    if let Some(pw) = config.get_password() {
+    let mut parts = source.address_conninfo(None);
+    if let Some(pw) = source.config.get_password() {
         parts.push(format!("password={}", quote(&String::from_utf8_lossy(pw))));
     }
     parts.push(format!("sslmode={}", ssl_mode(source)));
