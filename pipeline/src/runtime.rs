@@ -194,15 +194,25 @@ fn copy_with_retries(
 ) -> Result<u64> {
     let mut attempt = 1;
     loop {
-        let counters = progress.table(&run.work.table.name);
-        let before = counters.map(|c| (c.rows(), c.bytes()));
-        match copy_partition(handle, source, sink, run, partition, progress, opts) {
+        let mut counted = (0, 0);
+        match copy_partition(
+            handle,
+            source,
+            sink,
+            run,
+            partition,
+            progress,
+            opts,
+            &mut counted,
+        ) {
             Err(e) if e.is_retryable() && attempt < PARTITION_ATTEMPTS => {
                 if opts.cancel.load(Ordering::SeqCst) {
                     return Err(e);
                 }
-                if let (Some(c), Some((rows, bytes))) = (counters, before) {
-                    c.sub(c.rows() - rows, c.bytes() - bytes);
+                // Take back exactly what this attempt counted (other partitions of the table
+                // may be counting at the same time).
+                if let Some(c) = progress.table(&run.work.table.name) {
+                    c.sub(counted.0, counted.1);
                 }
                 let wait = Duration::from_secs(1 << (attempt - 1));
                 tracing::warn!(
@@ -221,7 +231,9 @@ fn copy_with_retries(
     }
 }
 
-/// Copy one partition; returns the rows the target committed.
+/// Copy one partition; returns the rows the target committed. `counted` accumulates the rows
+/// and bytes this attempt added to the progress counters.
+#[allow(clippy::too_many_arguments)]
 fn copy_partition(
     handle: &Handle,
     source: &dyn Source,
@@ -230,6 +242,7 @@ fn copy_partition(
     partition: &Partition,
     progress: &Progress,
     opts: &RunOptions,
+    counted: &mut (u64, u64),
 ) -> Result<u64> {
     let table = &run.work.table;
     let started = Instant::now();
@@ -292,6 +305,8 @@ fn copy_partition(
             let _ = token_tx.send(());
             if let Some(c) = counters {
                 c.add(rows, bytes);
+                counted.0 += rows;
+                counted.1 += bytes;
             }
         }
         drop(token_tx);
