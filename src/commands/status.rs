@@ -186,16 +186,7 @@ fn block(o: &mut String, s: &Subscription) {
     let t = &s.tables;
     let mut tables = format!("{} of {} ready", t.ready, t.total);
     if !t.not_ready.is_empty() {
-        let list: Vec<String> = t
-            .not_ready
-            .iter()
-            .take(10)
-            .map(|x| format!("{} ({})", x.table, x.state))
-            .collect();
-        let _ = write!(tables, " · not ready: {}", list.join(", "));
-        if t.not_ready.len() > 10 {
-            let _ = write!(tables, " and {} more", t.not_ready.len() - 10);
-        }
+        let _ = write!(tables, " · not ready: {}", t.not_ready_list());
     }
     let _ = writeln!(o, "  tables        {tables}");
     let slot = match (&s.slot_name, &s.slot) {
@@ -299,20 +290,13 @@ fn utc_now(sep: char) -> String {
 }
 
 fn utc(secs: i64, sep: char) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    let zone = if sep == 'T' { "Z" } else { " UTC" };
-    format!("{year:04}-{month:02}-{day:02}{sep}{h:02}:{m:02}:{s:02}{zone}")
+    let at = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    let pattern = if sep == 'T' {
+        "%Y-%m-%dT%H:%M:%SZ"
+    } else {
+        "%Y-%m-%d %H:%M:%S UTC"
+    };
+    at.format(pattern).to_string()
 }
 
 #[cfg(test)]

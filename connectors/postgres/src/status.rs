@@ -118,6 +118,24 @@ pub struct Tables {
     pub not_ready: Vec<TableState>,
 }
 
+impl Tables {
+    /// The first ten tables not ready, with their states (`a (data_copy), b (init) and 3
+    /// more`).
+    pub fn not_ready_list(&self) -> String {
+        let list: Vec<String> = self
+            .not_ready
+            .iter()
+            .take(10)
+            .map(|x| format!("{} ({})", x.table, x.state))
+            .collect();
+        let mut out = list.join(", ");
+        if self.not_ready.len() > 10 {
+            out.push_str(&format!(" and {} more", self.not_ready.len() - 10));
+        }
+        out
+    }
+}
+
 /// A table and its synchronization state.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableState {

@@ -134,22 +134,7 @@ pub fn judge(sub: &Subscription, source_error: Option<&Error>, max_lag: f64) -> 
     }
     let t = &sub.tables;
     if !t.not_ready.is_empty() {
-        let list: Vec<String> = t
-            .not_ready
-            .iter()
-            .take(10)
-            .map(|x| format!("{} ({})", x.table, x.state))
-            .collect();
-        let more = t.not_ready.len().saturating_sub(10);
-        let list = format!(
-            "{}{}",
-            list.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        );
+        let list = t.not_ready_list();
         if sync_errors > 0 {
             add(
                 Health::Broken,
