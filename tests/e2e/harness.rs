@@ -8,28 +8,34 @@ use seren_replicator::throwaway::ThrowawayPg;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-static SHARED: OnceLock<Mutex<Option<ThrowawayPg>>> = OnceLock::new();
+/// Clusters started for this test binary, stopped (by PID) when it exits.
+static RUNNING: Mutex<Vec<ThrowawayPg>> = Mutex::new(Vec::new());
+
+/// Start a throwaway cluster that lives until the test binary exits; returns its port.
+pub fn cluster_for_binary(what: &str) -> u16 {
+    static STOP_AT_EXIT: std::sync::Once = std::sync::Once::new();
+    extern "C" fn stop_all() {
+        let clusters = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(clusters);
+    }
+    STOP_AT_EXIT.call_once(|| unsafe {
+        libc::atexit(stop_all);
+    });
+    let pg = ThrowawayPg::start(&[
+        "fsync=off",
+        "synchronous_commit=off",
+        "full_page_writes=off",
+    ])
+    .unwrap_or_else(|e| panic!("start the {what} PostgreSQL: {e}"));
+    let port = pg.port;
+    RUNNING.lock().unwrap().push(pg);
+    port
+}
 
 /// Port of the cluster shared by every test of this binary.
 pub fn pg_port() -> u16 {
-    let cell = SHARED.get_or_init(|| {
-        let pg = ThrowawayPg::start(&[
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-        ])
-        .expect("start throwaway PostgreSQL");
-        extern "C" fn stop_shared() {
-            if let Some(m) = SHARED.get() {
-                if let Some(pg) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    drop(pg);
-                }
-            }
-        }
-        unsafe { libc::atexit(stop_shared) };
-        Mutex::new(Some(pg))
-    });
-    cell.lock().unwrap().as_ref().unwrap().port
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| cluster_for_binary("shared"))
 }
 
 /// A TCP port nothing listens on (probed, then released).
@@ -48,6 +54,11 @@ pub fn pg_url(db: &str) -> String {
 
 /// Run SQL through `psql` on the shared cluster; returns unaligned, tuples-only output.
 pub fn psql(db: &str, sql: &str) -> String {
+    self::sql(&pg_url(db), sql)
+}
+
+/// Run SQL through `psql` against any URL; returns unaligned, tuples-only output (trimmed).
+pub fn sql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .args([
             "-X",
@@ -57,7 +68,7 @@ pub fn psql(db: &str, sql: &str) -> String {
             "-v",
             "ON_ERROR_STOP=1",
             "-d",
-            &pg_url(db),
+            url,
             "-c",
             sql,
         ])
@@ -66,7 +77,7 @@ pub fn psql(db: &str, sql: &str) -> String {
         .unwrap();
     assert!(
         out.status.success(),
-        "psql failed on {sql}: {}",
+        "psql on {url} failed on {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)

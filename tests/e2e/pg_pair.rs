@@ -5,76 +5,32 @@
 //! well ahead on start, so user types (enums, composites, domains, arrays of them) get OIDs that
 //! differ from the source's: a copy that leaks source OIDs into binary COPY fails here.
 
-use crate::harness::{fresh_db, run};
-use seren_replicator::throwaway::ThrowawayPg;
+pub use crate::harness::sql;
+use crate::harness::{cluster_for_binary, fresh_db, run};
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
-
-static TARGET: OnceLock<Mutex<Option<ThrowawayPg>>> = OnceLock::new();
+use std::sync::OnceLock;
 
 /// Port of the target cluster shared by the PostgreSQL → PostgreSQL tests.
 pub fn target_port() -> u16 {
-    let cell = TARGET.get_or_init(|| {
-        let pg = ThrowawayPg::start(&[
-            "fsync=off",
-            "synchronous_commit=off",
-            "full_page_writes=off",
-        ])
-        .expect("start the target PostgreSQL");
-        extern "C" fn stop_target() {
-            if let Some(m) = TARGET.get() {
-                if let Some(pg) = m.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    drop(pg);
-                }
-            }
-        }
-        unsafe { libc::atexit(stop_target) };
+    static PORT: OnceLock<u16> = OnceLock::new();
+    *PORT.get_or_init(|| {
+        let port = cluster_for_binary("target");
         // ~4,000 OIDs consumed and released: the target's type OIDs no longer match the source's.
         sql(
-            &pg.url("postgres"),
+            &format!("postgresql://postgres@127.0.0.1:{port}/postgres"),
             "DO $$ BEGIN FOR i IN 1..1000 LOOP \
                EXECUTE format('CREATE TYPE oid_shift_%s AS ENUM (''x'')', i); \
                EXECUTE format('DROP TYPE oid_shift_%s', i); \
              END LOOP; END $$",
         );
-        Mutex::new(Some(pg))
-    });
-    cell.lock().unwrap().as_ref().unwrap().port
+        port
+    })
 }
 
 /// URL of database `db` on the target cluster.
 pub fn target_url(db: &str) -> String {
     format!("postgresql://postgres@127.0.0.1:{}/{db}", target_port())
-}
-
-/// Run SQL through `psql` against any URL; returns unaligned, tuples-only output (trimmed).
-pub fn sql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql on {url} failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
 }
 
 /// Run a multi-statement SQL script (psql -f -) against any URL.
