@@ -116,6 +116,7 @@ fn batches() -> (TableInfo, Vec<RecordBatch>) {
         rows_exact: true,
         bytes: 0,
         warnings: Vec::new(),
+        ..Default::default()
     };
     (table, out)
 }

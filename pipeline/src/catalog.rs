@@ -34,6 +34,34 @@ pub struct TableInfo {
     pub bytes: u64,
     /// Things the user should know about this table (lossy or widened columns, skipped objects).
     pub warnings: Vec<String>,
+    /// The column the source numbers automatically, and the next number it would hand out
+    /// (native mode makes it an identity column continuing from there).
+    pub auto_increment: Option<AutoIncrement>,
+    /// Value lists a column is restricted to (e.g. MySQL `ENUM`), enforced in native mode.
+    pub checks: Vec<CheckInfo>,
+}
+
+impl Default for TableInfo {
+    /// An empty description (no columns): start from this and set what the source knows, so
+    /// connectors keep compiling when fields are added.
+    fn default() -> Self {
+        TableInfo {
+            name: String::new(),
+            schema: std::sync::Arc::new(arrow_schema::Schema::empty()),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            hidden_columns: Vec::new(),
+            unique_keys: Vec::new(),
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            rows: 0,
+            rows_exact: false,
+            bytes: 0,
+            warnings: Vec::new(),
+            auto_increment: None,
+            checks: Vec::new(),
+        }
+    }
 }
 
 impl TableInfo {
@@ -83,4 +111,22 @@ pub struct ForeignKeyInfo {
     pub referenced_table: String,
     /// Referenced columns.
     pub referenced_columns: Vec<String>,
+}
+
+/// An automatically numbered column.
+#[derive(Debug, Clone, Serialize)]
+pub struct AutoIncrement {
+    /// The numbered column.
+    pub column: String,
+    /// The next value the source would assign.
+    pub next_value: i64,
+}
+
+/// A column restricted to a list of values.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckInfo {
+    /// The restricted column.
+    pub column: String,
+    /// Every value the column may hold (NULL aside).
+    pub allowed: Vec<String>,
 }

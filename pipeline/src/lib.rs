@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod change;
 pub mod encode;
 pub mod error;
 pub mod progress;
@@ -19,7 +20,8 @@ pub mod sink;
 pub mod source;
 pub mod types;
 
-pub use catalog::{ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo};
+pub use catalog::{AutoIncrement, CheckInfo, ColumnInfo, ForeignKeyInfo, IndexInfo, TableInfo};
+pub use change::{ChangeCapture, ChangeOp, ChangeSet, ChangeStream, TableChange};
 pub use error::{Error, ErrorKind, Result, Side};
 pub use progress::{Progress, TableState};
 pub use registry::{Registry, SourceFactory};

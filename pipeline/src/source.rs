@@ -109,6 +109,12 @@ pub trait Source: Send + Sync {
 
     /// Stream the rows of one partition as Arrow batches.
     async fn open(&self, table: &TableInfo, partition: &Partition) -> Result<BatchStream>;
+
+    /// Change capture for continuous sync, when this source offers it. Without it (the default)
+    /// `sync` keeps the target fresh by periodic refresh: re-reading every table.
+    fn change_capture(&self) -> Option<&dyn crate::change::ChangeCapture> {
+        None
+    }
 }
 
 impl std::str::FromStr for Mode {

@@ -175,6 +175,7 @@ fn table_info(batch: &RecordBatch) -> TableInfo {
         rows_exact: true,
         bytes: 0,
         warnings: vec![],
+        ..Default::default()
     }
 }
 

@@ -142,6 +142,7 @@ impl PgSource {
             rows_exact: false,
             bytes: table.bytes,
             warnings: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -232,6 +232,7 @@ fn describe(conn: &Connection, name: &str, options: &SourceOptions) -> Result<Ta
         rows_exact: true,
         bytes,
         warnings,
+        ..Default::default()
     })
 }
 

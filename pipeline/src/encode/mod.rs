@@ -151,6 +151,7 @@ pub(crate) mod tuples {
             rows_exact: false,
             bytes: 0,
             warnings: Vec::new(),
+            ..Default::default()
         }
     }
 }
