@@ -39,6 +39,32 @@ pub enum Command {
     Status(StatusArgs),
     /// List the built-in connectors and the source forms they accept.
     Connectors,
+    /// Write every selected source table to Parquet files: `<target>/<table>/part-00000.parquet` ….
+    Export(ExportArgs),
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Source, any supported one: a file, a directory or glob of Parquet files, or a database URL.
+    #[arg(long, env = "SEREN_SOURCE")]
+    pub source: String,
+    /// Directory to write into (created if missing); one subdirectory per table.
+    #[arg(long, env = "SEREN_TARGET")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub selection: Selection,
+    /// Replace tables whose output directory already holds files.
+    #[arg(long, env = "SEREN_OVERWRITE")]
+    pub overwrite: bool,
+    /// Partitions written at once (default: CPU cores).
+    #[arg(short, long, env = "SEREN_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
+    /// Close a Parquet row group once its encoded size reaches this many bytes.
+    #[arg(long, env = "SEREN_ROW_GROUP_BYTES", default_value_t = seren_parquet::DEFAULT_ROW_GROUP_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub row_group_bytes: u64,
 }
 
 /// `status` arguments.
@@ -68,6 +94,10 @@ pub struct StatusArgs {
     /// Seconds behind the source above which a subscription counts as lagging.
     #[arg(long, value_name = "SECONDS", default_value_t = seren_postgres::status::DEFAULT_MAX_LAG_SECONDS)]
     pub max_lag: f64,
+    /// Other sources: the target schema init copied into (needed only when the source was
+    /// copied into several).
+    #[arg(long, env = "SEREN_TARGET_SCHEMA")]
+    pub target_schema: Option<String>,
 }
 
 /// `validate` arguments.
@@ -125,6 +155,19 @@ pub struct SyncArgs {
     /// Subscription (and slot) name, if init was given one.
     #[arg(long, env = "SEREN_SUBSCRIPTION")]
     pub subscription: Option<String>,
+    /// Other sources: the target schema init copied into (needed only when the source was
+    /// copied into several).
+    #[arg(long, env = "SEREN_TARGET_SCHEMA")]
+    pub target_schema: Option<String>,
+    /// Other sources, periodic refresh: time between refreshes (`30s`, `10m`, `2h`, `1d`).
+    #[arg(long, default_value = "24h", env = "SEREN_INTERVAL")]
+    pub interval: String,
+    /// Other sources: one pass (one refresh, or change capture until caught up), then exit.
+    #[arg(long, env = "SEREN_ONCE")]
+    pub once: bool,
+    /// Other sources, periodic refresh: partitions read at once (default: CPU cores).
+    #[arg(long, short = 'j', env = "SEREN_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 }
 
 /// Where data comes from and goes to.

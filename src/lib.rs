@@ -9,3 +9,20 @@ pub mod sample;
 pub mod session;
 pub mod throwaway;
 pub mod view;
+
+/// Run the command line exactly as the `seren-replicator` binary does, with the built-in
+/// connectors plus those `add` registers (asked first, so they win over a built-in connector
+/// that accepts the same location): the whole `main` of a custom binary. Returns the process
+/// exit code.
+///
+/// ```no_run
+/// // The whole body of a custom binary's `main`:
+/// std::process::exit(seren_replicator::run_with(|registry| {
+///     // registry.register(my_connector::MyFactory);
+///     let _ = registry;
+/// }));
+/// ```
+pub fn run_with(add: impl Fn(&mut pipeline::Registry) + Send + Sync + 'static) -> i32 {
+    connectors::add_connectors(add);
+    commands::main(<cli::Cli as clap::Parser>::parse())
+}

@@ -18,6 +18,10 @@
 //! | Time64 | time |
 //! | Timestamp(unit, None) | timestamp |
 //! | Timestamp(unit, Some(_)) | timestamptz |
+//! | Duration(Microsecond) | interval |
+//! | List, LargeList of any type above (or of Struct) | a one-dimensional array of it, e.g. `text[]` |
+//! | Struct, and lists of lists | jsonb (the JSONB-mode encoding of the value) |
+//! | Dictionary(_, V) | the type of V (values are unpacked) |
 //!
 //! A Utf8 field whose metadata says `seren.pg_type = numeric` holds exact decimal strings and is
 //! written as `numeric`; `seren.pg_type = jsonb` (or the `arrow.json` extension) holds JSON text.
@@ -33,11 +37,15 @@ use arrow_schema::{DataType, Field, TimeUnit};
 pub const META_PG_TYPE: &str = "seren.pg_type";
 /// Field-metadata key: the `_type` tag used for a binary field in JSONB mode (default `bytes`).
 pub const META_JSON_TAG: &str = "seren.json_tag";
+/// Field-metadata key: when `true` on a JSON-text field (`seren.pg_type = jsonb`) that is the
+/// table's only data column, each value is a whole JSON object written as the JSONB `data`
+/// itself, not as a member of it (document sources such as MongoDB).
+pub const META_JSONB_DOCUMENT: &str = "seren.jsonb_document";
 /// Arrow's extension-name metadata key.
 pub const META_EXTENSION: &str = "ARROW:extension:name";
 
 /// A PostgreSQL type the native encoder can write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgType {
     /// `boolean`
     Bool,
@@ -69,6 +77,10 @@ pub enum PgType {
     Jsonb,
     /// `uuid`
     Uuid,
+    /// `interval` (from a signed microsecond duration, e.g. MySQL `TIME`).
+    Interval,
+    /// A one-dimensional array of the element type (never itself an array).
+    Array(Box<PgType>),
 }
 
 impl PgType {
@@ -114,6 +126,17 @@ impl PgType {
             DataType::Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond) => PgType::Time,
             DataType::Timestamp(_, None) => PgType::Timestamp,
             DataType::Timestamp(_, Some(_)) => PgType::Timestamptz,
+            DataType::Duration(TimeUnit::Microsecond) => PgType::Interval,
+            DataType::List(child) | DataType::LargeList(child) => match PgType::for_field(child)? {
+                PgType::Array(_) => PgType::Jsonb,
+                element => PgType::Array(Box::new(element)),
+            },
+            DataType::Struct(_) => PgType::Jsonb,
+            DataType::Dictionary(_, value) => {
+                let values = Field::new(field.name(), (**value).clone(), field.is_nullable())
+                    .with_metadata(meta.clone());
+                return PgType::for_field(&values);
+            }
             _ => return None,
         })
     }
@@ -139,6 +162,31 @@ impl PgType {
             PgType::Timestamptz => "timestamptz".into(),
             PgType::Jsonb => "jsonb".into(),
             PgType::Uuid => "uuid".into(),
+            PgType::Interval => "interval".into(),
+            PgType::Array(element) => format!("{}[]", element.sql_name()),
         }
+    }
+
+    /// The type's OID, as written in binary arrays' element-type field; `None` for arrays.
+    pub fn oid(&self) -> Option<u32> {
+        Some(match self {
+            PgType::Bool => 16,
+            PgType::Int2 => 21,
+            PgType::Int4 => 23,
+            PgType::Int8 => 20,
+            PgType::Float4 => 700,
+            PgType::Float8 => 701,
+            PgType::Numeric(_) => 1700,
+            PgType::Text => 25,
+            PgType::Bytea => 17,
+            PgType::Date => 1082,
+            PgType::Time => 1083,
+            PgType::Timestamp => 1114,
+            PgType::Timestamptz => 1184,
+            PgType::Jsonb => 3802,
+            PgType::Uuid => 2950,
+            PgType::Interval => 1186,
+            PgType::Array(_) => return None,
+        })
     }
 }

@@ -1,15 +1,39 @@
-//! `init`: plan, confirm, then copy every selected table into the target.
+//! `init`: plan, confirm, then copy every selected table into the target, and record in the
+//! target where `sync` starts (a change-capture position fixed before the copy read anything,
+//! or the time the copy started).
 
 use super::{Ui, EXIT_USAGE};
 use crate::cli::InitArgs;
 use crate::session;
 use crate::view;
 use anyhow::Result;
-use pipeline::{Progress, RunOptions, Sink, TableWork};
+use pipeline::{Progress, RunOptions, Sink, Source, TableInfo, TableWork};
+use seren_postgres::sync_state::{self, Method, SyncKey, SyncState};
 use seren_postgres::{PgSink, PgSinkOptions};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
+
+/// The change-capture position sync starts from, when the source offers change capture and is
+/// set up for it; otherwise `None` (sync refreshes periodically) and a warning saying why.
+async fn sync_start(
+    source: &dyn Source,
+    tables: &[TableInfo],
+    readers: usize,
+    warnings: &mut Vec<String>,
+) -> Result<Option<serde_json::Value>> {
+    let Some(capture) = source.change_capture() else {
+        return Ok(None);
+    };
+    if let Err(e) = capture.check(tables).await {
+        warnings.push(format!(
+            "change capture is not available ({e}); `sync` will refresh periodically instead"
+        ));
+        return Ok(None);
+    }
+    Ok(Some(capture.start_snapshot(readers).await?))
+}
 
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     for (flag, value) in [
@@ -32,8 +56,23 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     drop(s.target.connect().await?);
 
     let selected = session::select(&*s.source, &args.tables.selection).await?;
-    let mut work = Vec::with_capacity(selected.len());
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let filters: BTreeMap<String, String> = selected
+        .iter()
+        .filter_map(|(t, f)| Some((t.name.clone(), f.clone()?)))
+        .collect();
+    let tables: Vec<_> = selected.iter().map(|(t, _)| t.clone()).collect();
     let mut warnings = Vec::new();
+    // Where sync will start: fixed before anything is planned or read.
+    let started_at = SystemTime::now();
+    let sync_start = if args.dry_run {
+        None
+    } else {
+        sync_start(&*s.source, &tables, jobs, &mut warnings).await?
+    };
+    let mut work = Vec::with_capacity(selected.len());
     for (table, filter) in selected {
         let partitions = s.source.plan(&table, filter.as_deref()).await?;
         warnings.extend(
@@ -105,7 +144,6 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             gin_index: args.gin_index,
         },
     ));
-    let tables: Vec<_> = work.iter().map(|w| w.table.clone()).collect();
     sink.prepare(&tables).await?;
 
     let progress = Arc::new(Progress::new(work.iter().map(|w| {
@@ -121,12 +159,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             on_ctrl_c.store(true, Ordering::SeqCst);
         }
     });
-    let opts = RunOptions {
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        cancel,
-    };
+    let opts = RunOptions { jobs, cancel };
     let started = Instant::now();
     let view = view::ProgressView::start(progress.clone(), ui);
     let handle = tokio::runtime::Handle::current();
@@ -137,6 +170,41 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     .await?;
     drop(view);
     let outcomes = outcome?;
+    let state = SyncState {
+        key: SyncKey {
+            source_kind: s.source.kind().to_string(),
+            source_location: s.source.location(),
+            target_schema: args.tables.layout.target_schema.clone(),
+        },
+        mode: args.tables.layout.mode,
+        on_type_mismatch: args.tables.layout.on_type_mismatch,
+        tables: tables.iter().map(|t| t.name.clone()).collect(),
+        filters,
+        method: match sync_start {
+            Some(_) => Method::ChangeCapture,
+            None => Method::Refresh,
+        },
+        position: sync_start,
+        last_applied_at: None,
+        last_commit_at: None,
+        caught_up_at: None,
+        last_refresh_at: Some(started_at),
+    };
+    // The copy is committed: a target where the sync state cannot be stored (no CREATE on the
+    // database) still gets its data, with a warning that `sync` cannot start from it.
+    let recorded = async {
+        let client = s.target.connect().await?;
+        sync_state::ensure_table(&client).await?;
+        sync_state::save(&client, &state).await
+    }
+    .await;
+    if let Err(e) = recorded {
+        warnings.push(format!(
+            "the copy is complete, but the point `sync` starts from could not be stored in the \
+             target ({e}); to keep this target fresh with `sync`, run init again as a user that \
+             may create schema \"seren_replicator\""
+        ));
+    }
     let seconds = started.elapsed().as_secs_f64();
     warnings.extend(sink.warnings());
     if ui.json {
@@ -153,6 +221,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
                 "seconds": seconds,
                 "tables": outcomes,
                 "warnings": warnings,
+                "sync": {"method": state.method, "position": state.position},
             })
         );
     } else if !ui.quiet {

@@ -1,11 +1,14 @@
 //! One module per command; `main` runs the chosen one and turns its error into an exit code.
 
 mod demo;
+mod export;
 mod init;
 mod init_pg;
 mod pg_scope;
 mod status;
+mod status_source;
 mod sync;
+mod sync_source;
 mod validate;
 mod verify;
 mod verify_pg;
@@ -50,6 +53,7 @@ pub fn main(cli: Cli) -> i32 {
                 Ok(0)
             }
             Command::Status(args) => status::run(args, &ui).await,
+            Command::Export(args) => export::run(args, &ui).await,
             Command::Sync(args) => sync::run(args, &ui).await,
         }
     });

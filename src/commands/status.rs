@@ -8,7 +8,7 @@ use crate::cli::{Endpoints, StatusArgs};
 use crate::session;
 use crate::view::human_bytes;
 use anyhow::Result;
-use pipeline::{Error, Side};
+use pipeline::Side;
 use seren_postgres::status::{self, Health, Report, Server, Slot, Subscription};
 use seren_postgres::PgTarget;
 use std::fmt::Write as _;
@@ -18,12 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 pub async fn run(args: StatusArgs, ui: &Ui) -> Result<i32> {
     if !session::is_postgres(&args.source) {
-        return Err(Error::config(format!(
-            "status reports continuous sync, which reads from a PostgreSQL source: `{}` is not a \
-             PostgreSQL connection string (postgresql://user@host:5432/db or `host=… dbname=…`)",
-            seren_postgres::redact_conninfo(&args.source)
-        ))
-        .into());
+        return super::status_source::run(args, ui).await;
     }
     let source = PgTarget::parse(&args.source, Side::Source)?;
     let target = session::target(&Endpoints {

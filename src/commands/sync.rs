@@ -1,5 +1,6 @@
 //! `sync`: look after the continuous sync `init` set up — say whether it runs, cut over to the
 //! target (wait for zero lag, copy sequence values, remove the replication), or stop it.
+//! Other sources: `sync_source` (change capture or periodic refresh).
 
 use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::SyncArgs;
@@ -12,11 +13,7 @@ use std::time::Duration;
 
 pub async fn run(args: SyncArgs, ui: &Ui) -> Result<i32> {
     if !session::is_postgres(&args.endpoints.source) {
-        anyhow::bail!(pipeline::Error::config(format!(
-            "continuous sync needs a PostgreSQL source; `{}` is not a PostgreSQL connection \
-             string (postgresql://user@host:5432/db or host=… dbname=…)",
-            seren_postgres::redact_conninfo(&args.endpoints.source)
-        )));
+        return super::sync_source::run(args, ui).await;
     }
     let source = PgTarget::parse(&args.endpoints.source, Side::Source)?;
     let target = session::target(&args.endpoints)?;

@@ -1,7 +1,13 @@
 //! End-to-end tests of the `seren-replicator` binary against real, throwaway servers.
 
+mod connectors_cmd;
 mod copy_encoder;
 mod harness;
+mod mariadb;
+mod mongo;
+mod mongo_server;
+mod mysql;
+mod parquet;
 mod pg_clone;
 mod pg_pair;
 mod pg_passfile;
@@ -14,4 +20,6 @@ mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;
 mod sqlite_runs;
+mod sync_apply;
+mod sync_refresh;
 mod tls;

@@ -126,7 +126,12 @@ fn canonical(value: serde_json::Value) -> serde_json::Value {
             _ => Value::Number(n),
         },
         Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, canonical(v))).collect()),
+        // Sorted here: `serde_json/preserve_order` (enabled by the `bson` crate) keeps input order.
+        Value::Object(o) => {
+            let mut members: Vec<_> = o.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(members.into_iter().collect())
+        }
         other => other,
     }
 }

@@ -10,6 +10,7 @@ use super::{begin_field, end_field, put_bytes_field, schema_mismatch, value_erro
 use crate::catalog::TableInfo;
 use crate::error::{Error, ErrorKind, Result, Side};
 use crate::sink::BatchEncoder;
+use crate::types::{PgType, META_JSONB_DOCUMENT};
 use arrow_array::{new_empty_array, RecordBatch};
 use arrow_schema::SchemaRef;
 use bytes::{BufMut, BytesMut};
@@ -29,6 +30,9 @@ pub struct JsonbEncoder {
     data: Vec<(usize, Vec<u8>)>,
     /// Schema indexes of the columns that make up `id`, in key order.
     id: Vec<usize>,
+    /// Whether the only data column is a whole document (`seren.jsonb_document = true`): its
+    /// JSON object is written as `data` itself rather than as a member of it.
+    document: bool,
     /// The `_source_type` field, framed once: length, then the text.
     source_type: Vec<u8>,
 }
@@ -67,6 +71,20 @@ impl JsonbEncoder {
                 .map_err(|p| schema_error(field.name(), &p))?;
             data.push((index, key));
         }
+        let document = fields.iter().any(|f| {
+            f.metadata()
+                .get(META_JSONB_DOCUMENT)
+                .is_some_and(|v| v == "true")
+        });
+        if document
+            && (data.len() != 1 || PgType::for_field(&fields[data[0].0]) != Some(PgType::Jsonb))
+        {
+            return Err(schema_error(
+                fields[data.first().map_or(0, |d| d.0)].name(),
+                "a `seren.jsonb_document` column must be the table's only data column and hold \
+                 JSON text (a connector bug)",
+            ));
+        }
         if table.id_columns().is_empty() {
             return Err(Error::new(
                 ErrorKind::Schema,
@@ -97,6 +115,7 @@ impl JsonbEncoder {
             schema,
             data,
             id,
+            document,
             source_type: framed.to_vec(),
         })
     }
@@ -134,6 +153,15 @@ impl JsonbEncoder {
 
         let field = begin_field(out);
         out.put_u8(JSONB_VERSION);
+        if let ([(index, _)], [column], true) = (&self.data[..], data, self.document) {
+            if column.is_null(row) {
+                return Err((name(*index), "a document cannot be NULL".into()));
+            }
+            column.write(row, out).map_err(|p| (name(*index), p))?;
+            end_field(out, field).map_err(|p| (JSONB_COLUMNS[1], p))?;
+            out.extend_from_slice(&self.source_type);
+            return Ok(());
+        }
         out.put_u8(b'{');
         for ((index, key), column) in self.data.iter().zip(data) {
             out.extend_from_slice(key);

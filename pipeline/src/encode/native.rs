@@ -6,11 +6,16 @@
 //! base-10000 groups (see `numeric.rs`); `text` and `bytea` the raw bytes; `jsonb` a version
 //! byte 1 then the JSON text; `uuid` its 16 bytes; `date` days and `time`/`timestamp`/
 //! `timestamptz` microseconds, counted from 2000-01-01 (see `datetime.rs` for rounding,
-//! infinities and range checks).
+//! infinities and range checks); arrays in PostgreSQL's array format (dimension count 1 (0 when
+//! empty), has-null flag, element OID, length and lower bound 1, then each element as a field);
+//! structs and lists of lists as `jsonb` holding their JSONB-mode encoding; dictionary-encoded
+//! columns as their values.
 
 use super::column::{BinCol, StrCol, F16};
 use super::numeric::{self, Digits};
+use super::value::JsonColumn;
 use super::MAX_FIELD_BYTES;
+use super::{begin_field, end_field};
 use super::{datetime, put_bytes_field, put_null, schema_mismatch, value_error, Problem};
 use crate::catalog::TableInfo;
 use crate::error::{Error, ErrorKind, Result, Side};
@@ -183,6 +188,30 @@ enum Values<'a> {
     Date(&'a [i32]),
     Time(&'a [i64], TimeUnit),
     Timestamp(&'a [i64], TimeUnit),
+    /// `Duration(Microsecond)` as `interval` (microseconds, no days or months).
+    Interval(&'a [i64]),
+    /// A nested value (struct, list of lists) as `jsonb`.
+    Json(JsonColumn<'a>),
+    /// A list as a one-dimensional array: row `i` holds elements `offsets[i]..offsets[i+1]`.
+    Array(Offsets<'a>, Box<NativeColumn<'a>>, u32),
+    /// Dictionary-encoded values: row `i` is value `keys[i]`.
+    Dictionary(Vec<usize>, Box<NativeColumn<'a>>),
+}
+
+/// A list column's offsets.
+enum Offsets<'a> {
+    Small(&'a [i32]),
+    Large(&'a [i64]),
+}
+
+impl Offsets<'_> {
+    /// The element range of row `i`.
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        match self {
+            Offsets::Small(o) => o[i] as usize..o[i + 1] as usize,
+            Offsets::Large(o) => o[i] as usize..o[i + 1] as usize,
+        }
+    }
 }
 
 impl<'a> NativeColumn<'a> {
@@ -197,12 +226,36 @@ impl<'a> NativeColumn<'a> {
                 field.data_type()
             ));
         };
+        Self::build(Some(field), &pg, array)
+    }
+
+    /// The column writing `array` as `pg`; `field` describes `array` where one is at hand
+    /// (nested values written as JSON need it).
+    fn build(field: Option<&'a Field>, pg: &PgType, array: &'a dyn Array) -> Result<Self, Problem> {
+        let wrong = || {
+            format!(
+                "the batch holds {} where {} was expected",
+                array.data_type(),
+                pg.sql_name()
+            )
+        };
+        if let (PgType::Jsonb, Some(field)) = (pg, field) {
+            if matches!(
+                array.data_type(),
+                DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_)
+            ) {
+                return Ok(NativeColumn {
+                    nulls: array.nulls(),
+                    values: Values::Json(JsonColumn::new(field, array)?),
+                });
+            }
+        }
         macro_rules! prim {
             ($t:ty) => {
                 array.as_primitive_opt::<$t>().map(|a| &a.values()[..])
             };
         }
-        let values = match field.data_type() {
+        let values = match array.data_type() {
             DataType::Boolean => array.as_boolean_opt().map(|a| Values::Bool(a.values())),
             DataType::Int8 => prim!(Int8Type).map(Values::I8),
             DataType::UInt8 => prim!(UInt8Type).map(Values::U8),
@@ -242,6 +295,41 @@ impl<'a> NativeColumn<'a> {
                 TimeUnit::Nanosecond => prim!(TimestampNanosecondType),
             }
             .map(|v| Values::Timestamp(v, *unit)),
+            DataType::Duration(TimeUnit::Microsecond) => {
+                prim!(DurationMicrosecondType).map(Values::Interval)
+            }
+            DataType::List(child) | DataType::LargeList(child) => {
+                let PgType::Array(element) = pg else {
+                    return Err(wrong());
+                };
+                let oid = element.oid().ok_or_else(wrong)?;
+                let (offsets, values) = match array.as_list_opt::<i32>() {
+                    Some(list) => (Offsets::Small(list.value_offsets()), list.values()),
+                    None => match array.as_list_opt::<i64>() {
+                        Some(list) => (Offsets::Large(list.value_offsets()), list.values()),
+                        None => return Err(wrong()),
+                    },
+                };
+                let element = NativeColumn::build(Some(child), element, values.as_ref())
+                    .map_err(|p| format!("array element: {p}"))?;
+                Some(Values::Array(offsets, Box::new(element), oid))
+            }
+            DataType::Dictionary(..) => match array.as_any_dictionary_opt() {
+                Some(dict) => {
+                    let values = dict.values();
+                    let keys = if values.is_empty() {
+                        if dict.keys().null_count() < dict.keys().len() {
+                            return Err(wrong());
+                        }
+                        vec![0; dict.keys().len()]
+                    } else {
+                        dict.normalized_keys()
+                    };
+                    let values = NativeColumn::build(None, pg, values.as_ref())?;
+                    Some(Values::Dictionary(keys, Box::new(values)))
+                }
+                None => None,
+            },
             other => {
                 return Err(format!(
                     "the native encoder cannot write Arrow type {other} as {}; use JSONB mode",
@@ -264,8 +352,11 @@ impl<'a> NativeColumn<'a> {
             Values::Date(_) => 4,
             Values::U32(_) | Values::I64(_) | Values::F64(_) => 8,
             Values::Time(..) | Values::Timestamp(..) => 8,
+            Values::Interval(_) => 16,
             Values::U64(_) | Values::Decimal128(..) | Values::Decimal256(..) => 20,
             Values::NumericText(_) | Values::Text(_) | Values::Jsonb(_) | Values::Bytes(_) => 0,
+            Values::Json(_) | Values::Array(..) => 0,
+            Values::Dictionary(_, values) => values.fixed_width(),
         }
     }
 
@@ -274,6 +365,8 @@ impl<'a> NativeColumn<'a> {
         match &self.values {
             Values::Text(s) | Values::Jsonb(s) => s.data_len(),
             Values::Bytes(b) => b.data_len(),
+            Values::Json(json) => json.data_len(),
+            Values::Array(_, element, _) => element.data_len(),
             _ => 0,
         }
     }
@@ -325,9 +418,51 @@ impl<'a> NativeColumn<'a> {
             Values::Date(v) => put_i32(out, datetime::pg_date(v[i])?),
             Values::Time(v, unit) => put_i64(out, datetime::pg_time(v[i], *unit)?),
             Values::Timestamp(v, unit) => put_i64(out, datetime::pg_timestamp(v[i], *unit)?),
+            Values::Interval(v) => {
+                // interval: microseconds (i64), days (i32), months (i32).
+                let mut value = [0u8; 16];
+                value[..8].copy_from_slice(&v[i].to_be_bytes());
+                put_fixed::<16, 20>(out, value)
+            }
+            Values::Json(json) => {
+                let start = begin_field(out);
+                out.put_u8(1);
+                json.write(i, out)?;
+                end_field(out, start)?;
+            }
+            Values::Array(offsets, element, oid) => {
+                write_array(out, offsets.range(i), element, *oid)?
+            }
+            Values::Dictionary(keys, values) => values.write(keys[i], out)?,
         }
         Ok(())
     }
+}
+
+/// Write elements `range` of `element` as a one-dimensional PostgreSQL array of type `oid`.
+fn write_array(
+    out: &mut BytesMut,
+    range: std::ops::Range<usize>,
+    element: &NativeColumn<'_>,
+    oid: u32,
+) -> Result<(), Problem> {
+    let start = begin_field(out);
+    let has_null = element
+        .nulls
+        .is_some_and(|n| range.clone().any(|j| n.is_null(j)));
+    out.put_i32(i32::from(!range.is_empty()));
+    out.put_i32(i32::from(has_null));
+    out.put_u32(oid);
+    if !range.is_empty() {
+        let len = i32::try_from(range.len())
+            .map_err(|_| format!("the array has {} elements, too many", range.len()))?;
+        out.put_i32(len);
+        out.put_i32(1);
+        for j in range {
+            element.write(j, out)?;
+        }
+    }
+    end_field(out, start)
 }
 
 /// Write a fixed-size field, length and value, with one bounds check and copy.

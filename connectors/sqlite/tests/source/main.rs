@@ -2,6 +2,7 @@
 //! `SourceFactory` / `Source` contract only.
 
 mod catalog;
+mod conformance;
 mod files;
 mod jsonb;
 mod native;
