@@ -13,19 +13,16 @@
 use crate::apply::target::TargetTable;
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::{derived_name, qualified};
-use bytes::Bytes;
-use futures::SinkExt;
-use pipeline::encode::{JsonbEncoder, NativeEncoder, COPY_HEADER, COPY_TRAILER};
+use crate::sink::PgWriter;
+use pipeline::encode::{JsonbEncoder, NativeEncoder};
 use pipeline::{
-    BatchEncoder, Chunk, Mode, Partition, PartitionWriter, Progress, Result, RunOptions, Side,
-    Sink, Source, TableInfo, TableWork,
+    BatchEncoder, Mode, Partition, PartitionWriter, Progress, Result, RunOptions, Side, Sink,
+    Source, TableInfo, TableWork,
 };
 use serde::Serialize;
-use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio_postgres::{Client, CopyInSink};
 
 /// What refreshing one table changed.
 #[derive(Debug, Clone, Serialize)]
@@ -213,19 +210,8 @@ impl Sink for StagingSink {
             partition.index + 1,
             partition.count
         );
-        let sink: CopyInSink<Bytes> = client
-            .copy_in(&self.target.copy_sql(&self.staging))
-            .await
-            .map_err(|e| query_error(Side::Target, &what, e))?;
-        let mut sink = Box::pin(sink);
-        sink.send(Bytes::from_static(COPY_HEADER))
-            .await
-            .map_err(|e| query_error(Side::Target, &what, e))?;
-        Ok(Box::new(StagingWriter {
-            _client: client,
-            sink,
-            what,
-        }))
+        let sql = self.target.copy_sql(&self.staging);
+        Ok(Box::new(PgWriter::start(client, &sql, what).await?))
     }
 
     async fn finish_table(&self, _table: &TableInfo) -> Result<()> {
@@ -247,34 +233,5 @@ impl Sink for StagingSink {
         if let Err(e) = dropped.await {
             tracing::warn!(table = %self.staging, error = %e, "could not drop staging table");
         }
-    }
-}
-
-/// One partition's COPY into the staging table; dropping it without `finish` rolls it back.
-struct StagingWriter {
-    _client: Client,
-    sink: Pin<Box<CopyInSink<Bytes>>>,
-    what: String,
-}
-
-#[async_trait::async_trait]
-impl PartitionWriter for StagingWriter {
-    async fn write(&mut self, chunk: Chunk) -> Result<()> {
-        self.sink
-            .send(chunk.data)
-            .await
-            .map_err(|e| query_error(Side::Target, &self.what, e))
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<u64> {
-        self.sink
-            .send(Bytes::from_static(COPY_TRAILER))
-            .await
-            .map_err(|e| query_error(Side::Target, &self.what, e))?;
-        self.sink
-            .as_mut()
-            .finish()
-            .await
-            .map_err(|e| query_error(Side::Target, &self.what, e))
     }
 }

@@ -390,19 +390,7 @@ impl Sink for PgSink {
             qualified(&self.opts.schema, &stage),
             columns.join(", ")
         );
-        let sink: CopyInSink<Bytes> = client
-            .copy_in(&sql)
-            .await
-            .map_err(|e| query_error(Side::Target, &what, e))?;
-        let mut sink = Box::pin(sink);
-        sink.send(Bytes::from_static(COPY_HEADER))
-            .await
-            .map_err(|e| query_error(Side::Target, &what, e))?;
-        Ok(Box::new(PgWriter {
-            _client: client,
-            sink,
-            what,
-        }))
+        Ok(Box::new(PgWriter::start(client, &sql, what).await?))
     }
 
     async fn finish_table(&self, table: &TableInfo) -> Result<()> {
@@ -579,10 +567,30 @@ impl Sink for PgSink {
 }
 
 /// One partition's COPY. Dropping it without `finish` aborts the COPY, so nothing is committed.
-struct PgWriter {
+pub(crate) struct PgWriter {
     _client: Client,
     sink: Pin<Box<CopyInSink<Bytes>>>,
     what: String,
+}
+
+impl PgWriter {
+    /// Start `sql` (a `COPY … FROM STDIN (FORMAT binary)`) on `client` and send the header;
+    /// `what` names the work in errors.
+    pub(crate) async fn start(client: Client, sql: &str, what: String) -> Result<Self> {
+        let sink: CopyInSink<Bytes> = client
+            .copy_in(sql)
+            .await
+            .map_err(|e| query_error(Side::Target, &what, e))?;
+        let mut sink = Box::pin(sink);
+        sink.send(Bytes::from_static(COPY_HEADER))
+            .await
+            .map_err(|e| query_error(Side::Target, &what, e))?;
+        Ok(PgWriter {
+            _client: client,
+            sink,
+            what,
+        })
+    }
 }
 
 #[async_trait::async_trait]
