@@ -208,7 +208,8 @@ pub struct Selection {
     /// PostgreSQL sources: filters from a TOML file (`[databases.<db>]` sections); flags win.
     #[arg(long, env = "SEREN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// PostgreSQL sources: copy these databases (each to the same-named target database).
+    /// Copy these databases: PostgreSQL sources each to the same-named target database,
+    /// MySQL/MariaDB sources each into a target schema named after it.
     #[arg(long, value_delimiter = ',', env = "SEREN_INCLUDE_DATABASES")]
     pub include_databases: Vec<String>,
     /// PostgreSQL sources: skip these databases.
@@ -227,7 +228,6 @@ impl Selection {
             (!self.schema_only_tables.is_empty(), "--schema-only-tables"),
             (!self.time_filters.is_empty(), "--time-filter"),
             (self.config.is_some(), "--config"),
-            (!self.include_databases.is_empty(), "--include-databases"),
             (!self.exclude_databases.is_empty(), "--exclude-databases"),
             (self.all_databases, "--all-databases"),
         ] {
@@ -254,7 +254,7 @@ pub struct Layout {
 }
 
 /// `init` arguments.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct InitArgs {
     /// Source, target, selection and layout, as for `validate` and `verify`.
     #[command(flatten)]

@@ -90,6 +90,15 @@ pub async fn select(
         ))
         .into());
     }
+    if !selection.include_databases.is_empty() {
+        return Err(Error::config(format!(
+            "--include-databases only applies to PostgreSQL and MySQL/MariaDB sources; source {} \
+             is {}: give one source per run instead",
+            source.location(),
+            source.kind()
+        ))
+        .into());
+    }
     let split = |list: &[String]| -> Vec<String> {
         list.iter()
             .flat_map(|s| s.split(','))

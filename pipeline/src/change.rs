@@ -50,17 +50,26 @@ pub struct ChangeSet {
     /// The position after this set (connector-defined, e.g. binlog file and offset or a resume
     /// token): stored in the target with the changes, and handed back to `stream` on restart.
     pub position: serde_json::Value,
-    /// When the source committed the last transaction of this set (Unix milliseconds), for lag;
-    /// `None` for an empty set.
+    /// When the source committed the last transaction of this set (Unix milliseconds), for lag.
+    /// `None` only for an *idle* set: no changes because the source has nothing more committed
+    /// to send right now (the stream is caught up). A set of transactions that touched none of
+    /// the streamed tables has no changes but does have a commit time.
     pub committed_at_ms: Option<i64>,
+}
+
+impl ChangeSet {
+    /// Whether the stream had nothing more to send: `sync --once` stops here.
+    pub fn is_idle(&self) -> bool {
+        self.changes.is_empty() && self.committed_at_ms.is_none()
+    }
 }
 
 /// A live stream of committed changes.
 #[async_trait::async_trait]
 pub trait ChangeStream: Send {
-    /// The next committed change set. Waits while the source is idle, but returns an empty set
-    /// (no changes, the current position) at least every few seconds so that lag can be measured
-    /// and a stop request noticed. `Ok(None)` means the stream ended and cannot continue (e.g.
+    /// The next committed change set. Waits while the source is idle, but returns an idle set
+    /// (no changes, no commit time, the current position) at least every few seconds so that lag
+    /// can be measured and a stop request noticed; only a caught-up stream returns an idle set. `Ok(None)` means the stream ended and cannot continue (e.g.
     /// the source dropped the data it streamed from); the error says what to do. Dropping a
     /// pending call is allowed; the stream is then discarded.
     async fn next(&mut self) -> Result<Option<ChangeSet>>;

@@ -49,6 +49,22 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     if session::is_postgres(&args.tables.endpoints.source) {
         return super::init_pg::run(args, ui).await;
     }
+    if let Some(runs) = crate::databases::per_database(&args.tables)? {
+        for tables in runs {
+            let code = Box::pin(run(
+                InitArgs {
+                    tables,
+                    ..args.clone()
+                },
+                ui,
+            ))
+            .await?;
+            if code != 0 {
+                return Ok(code);
+            }
+        }
+        return Ok(0);
+    }
     let mut options = session::source_options(&args.tables.layout);
     options.partition_rows = args.partition_rows.max(1);
     let s = session::open(&args.tables.endpoints, options).await?;

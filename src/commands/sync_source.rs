@@ -188,6 +188,7 @@ async fn stream(sync: &Synced, out: &Output, stop: &Stop, once: bool) -> Result<
     let mut position = start;
     let mut totals = ApplyCounts::default();
     let mut last_record = Instant::now();
+    let started_ms = unix_ms_now();
     loop {
         let next = tokio::select! {
             next = changes.next() => next?,
@@ -204,15 +205,19 @@ async fn stream(sync: &Synced, out: &Output, stop: &Stop, once: bool) -> Result<
                 )
             ));
         };
-        let idle = set.changes.is_empty();
-        if idle && set.position == position && last_record.elapsed() < IDLE_RECORD_EVERY && !once {
+        let empty = set.changes.is_empty();
+        if empty && last_record.elapsed() < IDLE_RECORD_EVERY && !once {
             continue;
         }
-        let counts = applier.apply(std::slice::from_ref(&set), idle).await?;
+        // Caught up: nothing more to send, or past what was committed when this run started.
+        let caught_up = set.is_idle() || set.committed_at_ms.is_some_and(|at| at > started_ms);
+        let counts = applier
+            .apply(std::slice::from_ref(&set), set.is_idle())
+            .await?;
         last_record = Instant::now();
         position = set.position;
         totals.add(counts);
-        if !idle {
+        if !empty {
             out.say(
                 &format!(
                     "applied: +{} ~{} -{}{} · position {position}",
@@ -229,7 +234,7 @@ async fn stream(sync: &Synced, out: &Output, stop: &Stop, once: bool) -> Result<
                     "committed_at_ms": set.committed_at_ms}),
             );
         }
-        if (idle && once) || stop.requested() {
+        if (caught_up && once) || stop.requested() {
             break;
         }
     }
@@ -418,6 +423,13 @@ impl Output {
             eprintln!("note: {line}");
         }
     }
+}
+
+/// This machine's clock in Unix milliseconds.
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -10,6 +10,21 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     if session::is_postgres(&verify.check.endpoints.source) {
         return super::verify_pg::run(verify, ui).await;
     }
+    if let Some(runs) = crate::databases::per_database(&verify.check)? {
+        let mut worst = 0;
+        for check in runs {
+            let code = Box::pin(run(
+                VerifyArgs {
+                    check,
+                    ..verify.clone()
+                },
+                ui,
+            ))
+            .await?;
+            worst = worst.max(code);
+        }
+        return Ok(worst);
+    }
     let args = verify.check;
     let s = session::open(&args.endpoints, session::source_options(&args.layout)).await?;
     let selected = session::select(&*s.source, &args.selection).await?;

@@ -135,6 +135,58 @@ pub fn run_ok(args: &[&str]) -> String {
     out
 }
 
+/// The CLI running in the background, its stdout and stderr going to a file (a pipe nobody
+/// reads would block it).
+pub struct Background {
+    child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Background {
+    /// Start the CLI with `args`.
+    pub fn start(args: &[&str]) -> Background {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = cli()
+            .args(args)
+            .stdout(Stdio::from(log.reopen().unwrap()))
+            .stderr(Stdio::from(log.reopen().unwrap()))
+            .spawn()
+            .unwrap();
+        Background { child, log }
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Kill it with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Stop it with SIGTERM and assert it exited cleanly.
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exited with {status}:\n{}", self.output());
+    }
+
+    /// Poll `done` until it holds, failing with the output after `limit`.
+    pub fn wait_until(&self, what: &str, limit: std::time::Duration, done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < limit,
+                "{what} did not happen within {limit:?}; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
 /// A temp dir for source files, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()

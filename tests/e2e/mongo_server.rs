@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 const INSTALL: &str = "python3 -m venv target/secantus-venv && \
                        target/secantus-venv/bin/pip install 'SecantusDB==0.7.0b3'";
 
-/// A running server: its process and its directory.
+/// The shared server: its process and its directory.
 struct Server {
-    child: Child,
+    _own: OwnServer,
     _dir: tempfile::TempDir,
 }
 
@@ -53,52 +53,87 @@ pub fn start_server() -> u16 {
     static STOP_AT_EXIT: std::sync::Once = std::sync::Once::new();
     extern "C" fn stop_all() {
         let servers = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|e| e.into_inner()));
-        for mut s in servers {
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-        }
+        drop(servers);
     }
     STOP_AT_EXIT.call_once(|| unsafe {
         libc::atexit(stop_all);
     });
-    let exe = executable();
     let dir = tempfile::Builder::new()
         .prefix("mongotest.")
         .tempdir()
         .expect("temp dir");
-    let log = dir.path().join("log");
-    let child = Command::new(&exe)
-        .args(["--host", "127.0.0.1", "--port", "0", "--storage-path"])
-        .arg(dir.path().join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
-    let mut server = Server { child, _dir: dir };
-    let started = Instant::now();
-    loop {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&log) {
-            let _ = f.read_to_string(&mut text);
+    let server = OwnServer::start(&[], &dir.path().join("data"));
+    let port = server.port;
+    RUNNING.lock().unwrap().push(Server {
+        _own: server,
+        _dir: dir,
+    });
+    port
+}
+
+/// A server a test starts with its own flags and stops (by PID) when it drops it.
+pub struct OwnServer {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl OwnServer {
+    /// Start `secantusd-py` with `flags`, its data in `data` (reopened intact by a later start).
+    pub fn start(flags: &[&str], data: &std::path::Path) -> OwnServer {
+        let exe = executable();
+        let log = data.with_extension("log");
+        let child = Command::new(&exe)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(flags)
+            .arg("--storage-path")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        let mut server = OwnServer { child, port: 0 };
+        let started = Instant::now();
+        loop {
+            let mut text = String::new();
+            if let Ok(mut f) = std::fs::File::open(&log) {
+                let _ = f.read_to_string(&mut text);
+            }
+            let port = text.lines().find_map(|l| {
+                l.split("secantus listening on 127.0.0.1:")
+                    .nth(1)
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+            });
+            if let Some(port) = port {
+                server.port = port;
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("SecantusDB exited ({status}) before listening:\n{text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "SecantusDB did not start listening within 60 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let port = text.lines().find_map(|l| {
-            l.split("secantus listening on 127.0.0.1:")
-                .nth(1)
-                .and_then(|p| p.trim().parse::<u16>().ok())
-        });
-        if let Some(port) = port {
-            RUNNING.lock().unwrap().push(server);
-            return port;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("SecantusDB exited ({status}) before listening:\n{text}");
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = server.child.kill();
-            panic!("SecantusDB did not start listening within 60 s:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl OwnServer {
+    /// Stop it with SIGTERM and wait, so that it writes its data out (a kill may lose recent
+    /// writes).
+    pub fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

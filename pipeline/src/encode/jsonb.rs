@@ -30,7 +30,8 @@ pub struct JsonbEncoder {
     data: Vec<(usize, Vec<u8>)>,
     /// Schema indexes of the columns that make up `id`, in key order.
     id: Vec<usize>,
-    /// Whether the only data column is a whole document (`seren.jsonb_document = true`): its
+    /// Whether the only data column is a whole document (`seren.jsonb_document = true`; NULL in
+    /// a deletion, which carries only its identity): its
     /// JSON object is written as `data` itself rather than as a member of it.
     document: bool,
     /// The `_source_type` field, framed once: length, then the text.
@@ -151,12 +152,17 @@ impl JsonbEncoder {
         }
         end_field(out, field).map_err(|p| (JSONB_COLUMNS[0], p))?;
 
+        if let ([_], [column], true) = (&self.data[..], data, self.document) {
+            if column.is_null(row) {
+                // A deletion's row: only its identity, `data` NULL.
+                out.put_i32(-1);
+                out.extend_from_slice(&self.source_type);
+                return Ok(());
+            }
+        }
         let field = begin_field(out);
         out.put_u8(JSONB_VERSION);
         if let ([(index, _)], [column], true) = (&self.data[..], data, self.document) {
-            if column.is_null(row) {
-                return Err((name(*index), "a document cannot be NULL".into()));
-            }
             column.write(row, out).map_err(|p| (name(*index), p))?;
             end_field(out, field).map_err(|p| (JSONB_COLUMNS[1], p))?;
             out.extend_from_slice(&self.source_type);

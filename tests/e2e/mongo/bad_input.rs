@@ -1,8 +1,12 @@
-//! Bad input: a malformed URI, no database in it, an unreachable server, an unknown database.
-//! (SecantusDB has no authentication, so an auth failure cannot be produced here.)
+//! Bad input: a malformed URI, no database in it, an unreachable server, an unknown database,
+//! a wrong password (a server started with `--auth`), and a standalone server without change
+//! streams (sync falls back to periodic refresh and says why).
 
-use crate::harness::{free_port, fresh_db, run};
-use crate::mongo_server::{fresh_mongo_db, mongo_port};
+use super::block_on;
+use crate::harness::{free_port, fresh_db, psql, run, run_ok, tempdir};
+use crate::mongo_server::{fresh_mongo_db, mongo_port, OwnServer};
+use seren_mongodb::mongodb::bson::{doc, Document};
+use seren_mongodb::mongodb::Client;
 
 fn init_fails(source: &str) -> (i32, String) {
     let (url, _) = fresh_db();
@@ -48,4 +52,103 @@ fn an_unknown_database_is_named() {
         err.contains(&format!("database `{name}` does not exist")),
         "{err}"
     );
+}
+
+/// Insert `docs` into `db.items` on the server at `port` (as `user:password` when given).
+fn insert(port: u16, auth: &str, db: &str, docs: Vec<Document>) {
+    block_on(async {
+        let source = if auth.is_empty() {
+            ""
+        } else {
+            "&authSource=admin"
+        };
+        let uri = format!("mongodb://{auth}127.0.0.1:{port}/{db}?directConnection=true{source}");
+        let client = Client::with_uri_str(uri).await.unwrap();
+        client
+            .database(db)
+            .collection::<Document>("items")
+            .insert_many(docs)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_wrong_password_is_an_auth_error_that_hides_it() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let server = OwnServer::start(&[], &data);
+    block_on(async {
+        let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", server.port);
+        let client = Client::with_uri_str(uri).await.unwrap();
+        client
+            .database("admin")
+            .run_command(doc! {"createUser": "app", "pwd": "right-pw-1", "roles": ["root"]})
+            .await
+            .unwrap();
+    });
+    server.stop();
+    let server = OwnServer::start(&["--auth"], &data);
+    insert(
+        server.port,
+        "app:right-pw-1@",
+        "shop",
+        vec![doc! {"_id": 1, "a": 1}],
+    );
+    let source = |pw: &str| {
+        format!(
+            "mongodb://app:{pw}@127.0.0.1:{}/shop?authSource=admin&directConnection=true",
+            server.port
+        )
+    };
+
+    let (code, err) = init_fails(&source("wrong-pw-2"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.to_lowercase().contains("auth"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{}", server.port)), "{err}");
+    assert!(!err.contains("wrong-pw-2"), "password leaked: {err}");
+
+    // The right password works, and appears nowhere in the output either.
+    let (url, pg) = fresh_db();
+    let out = run_ok(&[
+        "init",
+        "-y",
+        "--source",
+        &source("right-pw-1"),
+        "--target",
+        &url,
+    ]);
+    assert!(!out.contains("right-pw-1"), "password leaked: {out}");
+    assert_eq!(
+        psql(&pg, "SELECT data->>'a' FROM items WHERE id = 'int32:1'"),
+        "1"
+    );
+}
+
+#[test]
+fn a_standalone_server_falls_back_to_refresh_and_says_why() {
+    let dir = tempdir();
+    let server = OwnServer::start(&["--standalone"], &dir.path().join("data"));
+    insert(
+        server.port,
+        "",
+        "shop",
+        vec![doc! {"_id": 1}, doc! {"_id": 2}],
+    );
+    let source = format!(
+        "mongodb://127.0.0.1:{}/shop?directConnection=true",
+        server.port
+    );
+    let (url, pg) = fresh_db();
+    let (code, out, err) = run(&["init", "-y", "--source", &source, "--target", &url]);
+    assert_eq!(code, 0, "{out}{err}");
+    let said = out + &err;
+    assert!(
+        said.contains("standalone") && said.contains("replica set") && said.contains("refresh"),
+        "{said}"
+    );
+    insert(server.port, "", "shop", vec![doc! {"_id": 3}]);
+    let out = run_ok(&["sync", "--once", "--source", &source, "--target", &url]);
+    assert!(out.contains("refresh"), "{out}");
+    assert_eq!(psql(&pg, "SELECT count(*) FROM items"), "3");
 }

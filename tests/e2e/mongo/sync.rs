@@ -1,10 +1,158 @@
-//! Sync from a MongoDB source by periodic refresh (`sync --once`). The change-stream test
-//! (writes during and after `init`, a killed sync restarted) is not here yet: see issue 6.
+//! Continuous sync from change streams: writes during and after `init` (updates to documents
+//! mid-copy included), catch-up, `verify` exact; a killed sync restarted without duplicates or
+//! gaps; and the periodic-refresh path (`sync --once`) with a MongoDB source.
 
 use super::{block_on, database};
-use crate::harness::{fresh_db, psql, run, run_ok};
+use crate::harness::{fresh_db, psql, run, run_ok, Background};
 use crate::mongo_server::{fresh_mongo_db, mongo_uri};
 use seren_mongodb::mongodb::bson::{doc, Document};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Documents in the collection before `init`.
+const SEEDED: i32 = 3000;
+
+fn seed(name: &str) {
+    block_on(async {
+        let db = database(name).await;
+        let docs: Vec<Document> = (0..SEEDED)
+            .map(|i| doc! {"_id": i, "n": i, "state": "seeded", "pad": "x".repeat(200)})
+            .collect();
+        for chunk in docs.chunks(1000) {
+            db.collection::<Document>("items")
+                .insert_many(chunk.to_vec())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// Writes inserts, updates (of seeded documents too) and deletes until `stop`; returns how many
+/// rounds it made.
+fn writer(name: String, stop: Arc<AtomicBool>, first: i32) -> std::thread::JoinHandle<i32> {
+    std::thread::spawn(move || {
+        block_on(async {
+            let items = database(&name).await.collection::<Document>("items");
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let k = first + round;
+                items
+                    .insert_one(doc! {"_id": 100_000 + k, "n": k, "state": "new"})
+                    .await
+                    .unwrap();
+                items
+                    .update_one(
+                        doc! {"_id": (k * 7) % SEEDED},
+                        doc! {"$set": {"state": format!("updated {k}")}, "$inc": {"n": 1}},
+                    )
+                    .await
+                    .unwrap();
+                items
+                    .delete_one(doc! {"_id": (k * 13 + 1) % SEEDED})
+                    .await
+                    .unwrap();
+                round += 1;
+            }
+            round
+        })
+    })
+}
+
+fn start_sync(uri: &str, url: &str) -> Background {
+    Background::start(&["sync", "--source", uri, "--target", url])
+}
+
+/// Wait until the target holds the sentinel document written last.
+fn wait_for(pg: &str, id: &str, sync: &Background) {
+    sync.wait_until(
+        &format!("catching up to {id}"),
+        Duration::from_secs(120),
+        || psql(pg, &format!("SELECT count(*) FROM items WHERE id = '{id}'")) == "1",
+    );
+}
+
+fn insert_sentinel(name: &str, id: &str) {
+    block_on(async {
+        database(name)
+            .await
+            .collection::<Document>("items")
+            .insert_one(doc! {"_id": id, "sentinel": true})
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn writes_during_and_after_init_arrive_and_a_killed_sync_resumes_exactly() {
+    let name = fresh_mongo_db();
+    seed(&name);
+    let uri = mongo_uri(&name);
+    let (url, pg) = fresh_db();
+
+    let halt = Arc::new(AtomicBool::new(false));
+    let during = writer(name.clone(), halt.clone(), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    run_ok(&[
+        "init",
+        "--source",
+        &uri,
+        "--target",
+        &url,
+        "-y",
+        "--partition-rows",
+        "700",
+    ]);
+    let sync = start_sync(&uri, &url);
+    std::thread::sleep(Duration::from_secs(2));
+    halt.store(true, Ordering::Relaxed);
+    let rounds = during.join().unwrap();
+    assert!(rounds > 0, "the writer made no changes during init");
+    insert_sentinel(&name, "sentinel-1");
+    wait_for(&pg, "sentinel-1", &sync);
+
+    // Kill it hard in the middle of a burst, write more, restart.
+    let halt = Arc::new(AtomicBool::new(false));
+    let burst = writer(name.clone(), halt.clone(), 10_000);
+    std::thread::sleep(Duration::from_millis(1500));
+    sync.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    halt.store(true, Ordering::Relaxed);
+    burst.join().unwrap();
+    insert_sentinel(&name, "sentinel-2");
+    let sync = start_sync(&uri, &url);
+    wait_for(&pg, "sentinel-2", &sync);
+    sync.stop();
+
+    run_ok(&["verify", "--source", &uri, "--target", &url]);
+    let expected = block_on(async {
+        database(&name)
+            .await
+            .collection::<Document>("items")
+            .count_documents(doc! {})
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM items"),
+        expected.to_string()
+    );
+    assert_eq!(
+        psql(
+            &pg,
+            "SELECT count(*) FROM items WHERE data->>'state' LIKE 'updated%'"
+        ),
+        block_on(async {
+            database(&name)
+                .await
+                .collection::<Document>("items")
+                .count_documents(doc! {"state": {"$regex": "^updated"}})
+                .await
+                .unwrap()
+        })
+        .to_string()
+    );
+}
 
 #[test]
 fn sync_once_by_refresh_applies_changes_and_deletions() {

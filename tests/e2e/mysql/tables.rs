@@ -122,3 +122,60 @@ fn partitioned_read_equals_single_stream_read() {
         ]);
     }
 }
+
+#[test]
+fn include_databases_copies_each_into_its_own_schema() {
+    let (_, a) = mariadb::fresh_db();
+    let (_, b) = mariadb::fresh_db();
+    mariadb::sql(
+        &a,
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')",
+    );
+    mariadb::sql(
+        &b,
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'b'), (2, 'b')",
+    );
+    // The URL names a third database: --include-databases replaces it.
+    let (url, _) = mariadb::fresh_db();
+    let (target, _) = harness::fresh_db();
+    let list = format!("{a},{b}");
+    let args = [
+        "--source",
+        &url,
+        "--target",
+        &target,
+        "--include-databases",
+        &list,
+        "--mode",
+        "native",
+    ];
+    harness::run_ok(&[&["init", "-y"], &args[..]].concat());
+    assert_eq!(
+        harness::sql(&target, &format!("SELECT v FROM \"{a}\".t")),
+        "a"
+    );
+    assert_eq!(
+        harness::sql(
+            &target,
+            &format!("SELECT count(*) FROM \"{b}\".t WHERE v = 'b'")
+        ),
+        "2"
+    );
+    harness::run_ok(&[&["verify"], &args[..]].concat());
+    mariadb::sql(&b, "INSERT INTO t VALUES (3, 'late')");
+    let (code, out, _) = harness::run(&[&["verify"], &args[..]].concat());
+    assert_ne!(code, 0, "verify must see the new row in {b}: {out}");
+
+    let (code, _, err) = harness::run(&[
+        "init",
+        "-y",
+        "--source",
+        &url,
+        "--target",
+        &target,
+        "--include-databases",
+        "nope_db",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nope_db"), "{err}");
+}

@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder, Value};
 use pipeline::{ChangeOp, ChangeSet, ChangeStream, ErrorKind, Result, TableChange, TableInfo};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Heartbeat period asked of the server, in nanoseconds (2 s).
 const HEARTBEAT_NANOS: u64 = 2_000_000_000;
@@ -28,6 +28,9 @@ const HEARTBEAT_NANOS: u64 = 2_000_000_000;
 const MARIADB_GTID_EVENT: u8 = 162;
 /// Longest wait for an event before returning an empty set (the heartbeat should come first).
 const IDLE: Duration = Duration::from_secs(5);
+/// Transactions touching no streamed table are passed over silently for up to this long, so a
+/// busy server's other traffic does not cost one target transaction each.
+const QUIET: Duration = Duration::from_secs(1);
 /// The largest event the stream accepts: MariaDB writes events of tens of megabytes.
 const MAX_PACKET: usize = 1 << 30;
 
@@ -146,6 +149,8 @@ struct BinlogChanges {
     decoders: HashMap<String, TableDecoder>,
     txn: Vec<Pending>,
     in_txn: bool,
+    /// When `next` last returned a set.
+    returned: Instant,
 }
 
 /// Start streaming after `position`.
@@ -190,6 +195,7 @@ pub(crate) async fn open(
         decoders,
         txn: Vec::new(),
         in_txn: false,
+        returned: Instant::now(),
     }))
 }
 
@@ -198,12 +204,26 @@ impl BinlogChanges {
         serde_json::json!({"file": self.file, "pos": self.pos})
     }
 
-    fn empty(&self) -> ChangeSet {
+    /// Nothing more to send now: an idle set at the current position.
+    fn idle(&mut self) -> ChangeSet {
+        self.returned = Instant::now();
         ChangeSet {
             changes: Vec::new(),
             position: self.position(),
             committed_at_ms: None,
         }
+    }
+
+    /// A transaction committed at `log_pos`: its set, unless it touched no streamed table and
+    /// one was returned less than `QUIET` ago (it is then passed over, the position moving on).
+    fn committed(&mut self, log_pos: u64, timestamp: u32) -> Result<Option<ChangeSet>> {
+        self.pos = self.pos.max(log_pos);
+        if self.txn.is_empty() && self.returned.elapsed() < QUIET {
+            self.in_txn = false;
+            return Ok(None);
+        }
+        self.returned = Instant::now();
+        self.commit(timestamp).map(Some)
     }
 
     /// The committed transaction as a change set.
@@ -321,7 +341,7 @@ impl ChangeStream for BinlogChanges {
     async fn next(&mut self) -> Result<Option<ChangeSet>> {
         loop {
             let event = match tokio::time::timeout(IDLE, self.stream.next()).await {
-                Err(_) if !self.in_txn => return Ok(Some(self.empty())),
+                Err(_) if !self.in_txn => return Ok(Some(self.idle())),
                 Err(_) => continue,
                 Ok(None) => {
                     return Err(source_error(
@@ -358,7 +378,7 @@ impl ChangeStream for BinlogChanges {
                     self.pos = r.position();
                     continue;
                 }
-                Some(EventData::HeartbeatEvent) if !self.in_txn => return Ok(Some(self.empty())),
+                Some(EventData::HeartbeatEvent) if !self.in_txn => return Ok(Some(self.idle())),
                 Some(EventData::RowsEvent(rows)) => {
                     self.in_txn = true;
                     let changes = decode_rows(&self.stream, &self.db, &self.decoders, &rows)?;
@@ -368,14 +388,16 @@ impl ChangeStream for BinlogChanges {
                 }
                 Some(EventData::TableMapEvent(_)) => {} // kept by the stream itself
                 Some(EventData::XidEvent(_)) => {
-                    self.pos = self.pos.max(log_pos);
-                    return self.commit(header.timestamp()).map(Some);
+                    if let Some(set) = self.committed(log_pos, header.timestamp())? {
+                        return Ok(Some(set));
+                    }
                 }
                 Some(EventData::QueryEvent(q)) => match q.query().trim() {
                     "BEGIN" => self.in_txn = true,
                     "COMMIT" => {
-                        self.pos = self.pos.max(log_pos);
-                        return self.commit(header.timestamp()).map(Some);
+                        if let Some(set) = self.committed(log_pos, header.timestamp())? {
+                            return Ok(Some(set));
+                        }
                     }
                     _ => advance(self),
                 },
