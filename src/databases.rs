@@ -37,7 +37,7 @@ pub fn per_database(check: &CheckArgs) -> Result<Option<Vec<CheckArgs>>> {
     for db in names {
         let mut one = check.clone();
         one.selection.include_databases.clear();
-        url.set_path(&format!("/{}", utf8_percent_encode(&db)));
+        url.set_path(&format!("/{}", crate::session::url_component(&db)));
         one.endpoints.source = url.to_string();
         if one.layout.target_schema == DEFAULT_SCHEMA {
             one.layout.target_schema = db;
@@ -45,19 +45,6 @@ pub fn per_database(check: &CheckArgs) -> Result<Option<Vec<CheckArgs>>> {
         runs.push(one);
     }
     Ok(Some(runs))
-}
-
-/// `name` as one URL path segment.
-fn utf8_percent_encode(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

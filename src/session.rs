@@ -45,18 +45,21 @@ pub fn is_postgres(source: &str) -> bool {
     seren_postgres::source::is_postgres_location(source)
 }
 
+/// `text` percent-encoded for any part of a URL (everything but unreserved characters).
+pub fn url_component(text: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
+}
+
 /// `conninfo` with `password` added, in the string's own syntax: a percent-encoded URL
 /// parameter, or a quoted `key=value` pair.
 fn with_password(conninfo: &str, password: &str) -> String {
     if conninfo.contains("://") {
-        let mut encoded = String::new();
-        for b in password.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                encoded.push(b as char);
-            } else {
-                encoded.push_str(&format!("%{b:02X}"));
-            }
-        }
+        let encoded = url_component(password);
         let sep = if conninfo.contains('?') { '&' } else { '?' };
         format!("{conninfo}{sep}password={encoded}")
     } else {

@@ -165,3 +165,31 @@ impl Drop for ThrowawayPg {
         self.stop();
     }
 }
+
+/// Run `sql` through `psql` against `url` (no `PGPASSWORD` from the environment); returns its
+/// unaligned, tuples-only output, trimmed. For tests and demos.
+pub fn psql(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .env_remove("PGPASSWORD")
+        .output()
+        .context("running psql (install postgresql-client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql on {url} failed on {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}

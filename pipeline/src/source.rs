@@ -83,6 +83,19 @@ pub struct Partition {
     pub bounds: serde_json::Value,
 }
 
+impl Partition {
+    /// The connector's bounds, read back as the type it stored them as; the error names the
+    /// partition and `connector`, for a checkpoint or plan written by something else.
+    pub fn bounds_as<T: serde::de::DeserializeOwned>(&self, connector: &str) -> Result<T> {
+        serde_json::from_value(self.bounds.clone()).map_err(|e| {
+            crate::Error::config(format!(
+                "partition {} of table \"{}\" was not planned by the {connector} connector: {e}",
+                self.index, self.table
+            ))
+        })
+    }
+}
+
 /// A readable source: a catalog, a planner and partition readers.
 ///
 /// Contract: all methods may be called concurrently from several threads; `open` may be called

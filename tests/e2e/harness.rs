@@ -59,31 +59,7 @@ pub fn psql(db: &str, sql: &str) -> String {
 
 /// Run SQL through `psql` against any URL; returns unaligned, tuples-only output (trimmed).
 pub fn sql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql on {url} failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    seren_replicator::throwaway::psql(url, sql).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A fresh database with a random name on the shared cluster: (url, name).

@@ -9,7 +9,7 @@ use crate::catalog::{ident, Table};
 use crate::error::mysql;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
-use pipeline::{Error, Partition, Result};
+use pipeline::{Partition, Result};
 use serde::{Deserialize, Serialize};
 
 /// Integer types whose values order and partition as `i64`.
@@ -36,16 +36,6 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds stored in `partition`.
-    pub(crate) fn of(partition: &Partition) -> Result<Bounds> {
-        serde_json::from_value(partition.bounds.clone()).map_err(|e| {
-            Error::config(format!(
-                "partition {} of table `{}` has bounds this connector did not write: {e}",
-                partition.index, partition.table
-            ))
-        })
-    }
-
     /// `WHERE …` for these bounds (empty when there are none).
     pub(crate) fn where_clause(&self) -> String {
         let mut terms = Vec::new();

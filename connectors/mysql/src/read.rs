@@ -41,7 +41,7 @@ pub(crate) fn open(
     partition: &Partition,
     options: &SourceOptions,
 ) -> Result<BatchStream> {
-    let bounds = Bounds::of(partition)?;
+    let bounds: Bounds = partition.bounds_as("mysql")?;
     let table = &plan.table;
     let select: Vec<String> = table
         .schema

@@ -242,12 +242,7 @@ impl Source for ParquetSource {
 
     async fn open(&self, table: &TableInfo, partition: &Partition) -> Result<BatchStream> {
         let t = self.table(&table.name)?;
-        let bounds: Bounds = serde_json::from_value(partition.bounds.clone()).map_err(|e| {
-            Error::config(format!(
-                "partition {} of table \"{}\" is not a Parquet row group: {e}",
-                partition.index, table.name
-            ))
-        })?;
+        let bounds: Bounds = partition.bounds_as("parquet")?;
         let (Some(file), Some(group)) = (t.files.get(bounds.file), bounds.row_group) else {
             return Ok(futures::stream::empty().boxed());
         };

@@ -233,16 +233,7 @@ impl PgSource {
     }
 
     fn copy_sql(table: &PgTable, partition: &Partition, filter: Option<&str>) -> Result<String> {
-        let range: BlockRange = serde_json::from_value(partition.bounds.clone()).map_err(|e| {
-            Error::new(
-                ErrorKind::Config,
-                Side::Local,
-                format!(
-                    "partition bounds of {} are not a block range: {e}",
-                    table.display()
-                ),
-            )
-        })?;
+        let range: BlockRange = partition.bounds_as("postgres")?;
         let format = table.format.sql();
         let whole = partition.count == 1;
         if whole && filter.is_none() && !table.columns.is_empty() {

@@ -29,16 +29,6 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds of a partition this connector planned.
-    pub(crate) fn of(partition: &Partition) -> Result<Bounds> {
-        serde_json::from_value(partition.bounds.clone()).map_err(|e| {
-            Error::config(format!(
-                "partition {} of table \"{}\" was not planned by the sqlite connector: {e}",
-                partition.index, partition.table
-            ))
-        })
-    }
-
     /// ` WHERE …` selecting this partition's rows, or nothing.
     pub(crate) fn where_clause(&self) -> String {
         let mut terms = Vec::new();

@@ -38,7 +38,7 @@ pub(crate) fn open(
     partition: &Partition,
     options: &SourceOptions,
 ) -> Result<BatchStream> {
-    let bounds = Bounds::of(partition)?;
+    let bounds: Bounds = partition.bounds_as("sqlite")?;
     let mut select = Vec::with_capacity(table.columns.len());
     let mut convs = Vec::with_capacity(table.columns.len());
     for field in table.schema.fields() {

@@ -21,31 +21,7 @@ fn seren_csv(args: &[&str]) -> (i32, String, String) {
 
 /// Unaligned, tuples-only psql output of `sql` against `url`.
 fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .env_remove("PGPASSWORD")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
+    seren_replicator::throwaway::psql(url, sql).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn csv_dir() -> tempfile::TempDir {

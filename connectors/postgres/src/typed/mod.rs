@@ -155,12 +155,7 @@ impl TypedTable {
 
     /// `COPY (SELECT …) TO STDOUT (FORMAT binary)` for one partition.
     fn copy_sql(&self, partition: &Partition) -> Result<String> {
-        let range: BlockRange = serde_json::from_value(partition.bounds.clone()).map_err(|e| {
-            Error::config(format!(
-                "partition bounds of {} are not a block range: {e}",
-                self.info.name
-            ))
-        })?;
+        let range: BlockRange = partition.bounds_as("postgres")?;
         let filter = partition.bounds.get("filter").and_then(|f| f.as_str());
         let select: Vec<String> = self
             .pg
