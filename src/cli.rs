@@ -251,6 +251,10 @@ pub struct Layout {
     /// Native mode, values that do not fit the declared type: `fail` or `text` (widen column).
     #[arg(long, default_value = "fail", env = "SEREN_ON_TYPE_MISMATCH")]
     pub on_type_mismatch: OnTypeMismatch,
+    /// Native mode, MySQL zero dates (`0000-00-00`): `null` (written as NULL, counted in a
+    /// warning) or `error` (stop, naming the table, column and row).
+    #[arg(long, default_value = "null", env = "SEREN_ZERO_DATES")]
+    pub zero_dates: pipeline::ZeroDates,
 }
 
 /// `init` arguments.

@@ -73,6 +73,7 @@ pub fn source_options(layout: &Layout) -> SourceOptions {
     SourceOptions {
         mode: layout.mode,
         on_type_mismatch: layout.on_type_mismatch,
+        zero_dates: layout.zero_dates,
         ..SourceOptions::default()
     }
 }

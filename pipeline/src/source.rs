@@ -31,6 +31,29 @@ pub enum OnTypeMismatch {
     Text,
 }
 
+/// What to do with a date PostgreSQL cannot hold, such as MySQL's zero date `0000-00-00`
+/// (native mode; JSONB mode keeps it as a tagged value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroDates {
+    /// Write NULL, and warn with the count per table.
+    #[default]
+    Null,
+    /// Stop before writing anything, naming the table, column and row.
+    Error,
+}
+
+impl std::str::FromStr for ZeroDates {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "null" => Ok(ZeroDates::Null),
+            "error" => Ok(ZeroDates::Error),
+            other => Err(format!("unknown rule `{other}`: use `null` or `error`")),
+        }
+    }
+}
+
 /// Options every source receives when it is opened.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -38,6 +61,8 @@ pub struct SourceOptions {
     pub mode: Mode,
     /// Rule for values that do not fit their declared type.
     pub on_type_mismatch: OnTypeMismatch,
+    /// Rule for dates PostgreSQL cannot hold (native mode).
+    pub zero_dates: ZeroDates,
     /// Upper bound on rows per batch.
     pub batch_rows: usize,
     /// Upper bound on (approximate) bytes per batch.
@@ -58,6 +83,7 @@ impl Default for SourceOptions {
         SourceOptions {
             mode: Mode::Jsonb,
             on_type_mismatch: OnTypeMismatch::Fail,
+            zero_dates: ZeroDates::Null,
             batch_rows: DEFAULT_BATCH_ROWS,
             batch_bytes: DEFAULT_BATCH_BYTES,
             partition_rows: DEFAULT_PARTITION_ROWS,

@@ -54,6 +54,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             mode: args.mode,
             target_schema: "public".into(),
             on_type_mismatch: OnTypeMismatch::Text,
+            zero_dates: pipeline::ZeroDates::Null,
         },
     };
     let code = super::init::run(

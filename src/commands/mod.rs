@@ -122,7 +122,8 @@ fn init_tracing(cli: &Cli) {
         .add_directive("tokio_postgres=warn".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if cli.json {
         builder.json().init();
     } else {

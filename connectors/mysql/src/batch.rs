@@ -54,6 +54,8 @@ pub(crate) struct Batches {
     max_bytes: usize,
     /// Zero dates written as NULL (native mode).
     pub zero_dates: u64,
+    /// Whether a zero date is an error instead (`--zero-dates error`).
+    pub reject_zero_dates: bool,
 }
 
 impl Batches {
@@ -78,6 +80,7 @@ impl Batches {
             max_rows: max_rows.max(1),
             max_bytes: max_bytes.max(1),
             zero_dates: 0,
+            reject_zero_dates: false,
         }
     }
 
@@ -172,7 +175,7 @@ impl Batches {
                 Value::Date(y, m, d, ..) => match days(y, m, d) {
                     Some(days) => b.append_value(days),
                     None => {
-                        self.zero_dates += 1;
+                        zero_date(&mut self.zero_dates, self.reject_zero_dates)?;
                         b.append_null()
                     }
                 },
@@ -188,7 +191,7 @@ impl Batches {
                         b.append_value(secs * 1_000_000 + i64::from(us))
                     }
                     None => {
-                        self.zero_dates += 1;
+                        zero_date(&mut self.zero_dates, self.reject_zero_dates)?;
                         b.append_null()
                     }
                 },
@@ -390,6 +393,17 @@ fn rendered(out: &mut String, kind: Render, value: &Value) -> Option<()> {
         _ => return None,
     }
     Some(())
+}
+
+/// Count a zero date about to be written as NULL; an error when they are rejected.
+fn zero_date(count: &mut u64, reject: bool) -> Result<(), Problem> {
+    if reject {
+        return Err("a zero date (0000-00-00), which PostgreSQL cannot hold; \
+                    `--zero-dates null` writes NULL instead"
+            .into());
+    }
+    *count += 1;
+    Ok(())
 }
 
 #[cfg(test)]

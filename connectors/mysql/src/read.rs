@@ -74,12 +74,13 @@ pub(crate) fn open(
     );
     let convs: Vec<Conv> = plan.convs.iter().map(|c| c.unwrap_or(Conv::Text)).collect();
     let hashed = plan.convs.iter().any(Option::is_none);
-    let batches = Batches::new(
+    let mut batches = Batches::new(
         table.schema.clone(),
         convs,
         options.batch_rows,
         options.batch_bytes,
     );
+    batches.reject_zero_dates = options.zero_dates == pipeline::ZeroDates::Error;
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let name = table.name.clone();
     tokio::spawn(async move {

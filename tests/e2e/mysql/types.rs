@@ -180,6 +180,54 @@ fn text_with_nul_is_kept_in_jsonb_mode_and_refused_in_native_mode() {
 }
 
 #[test]
+fn zero_dates_are_null_with_a_warning_or_an_error_on_request() {
+    let (url, db) = mariadb::fresh_db();
+    mariadb::sql(
+        &db,
+        "SET SESSION sql_mode = '';
+         CREATE TABLE t (id INT PRIMARY KEY, d DATE);
+         INSERT INTO t VALUES (1, '2024-02-29'), (2, '0000-00-00'), (3, '0000-00-00')",
+    );
+    let (target, _) = harness::fresh_db();
+    let (code, out, err) = harness::run(&[
+        "init", "-y", "--source", &url, "--target", &target, "--mode", "native",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("zero_dates=2"),
+        "the warning counts them: {err}"
+    );
+    assert_eq!(
+        harness::sql(
+            &target,
+            "SELECT string_agg(coalesce(d::text, 'NULL'), ',' ORDER BY id) FROM t"
+        ),
+        "2024-02-29,NULL,NULL"
+    );
+
+    let (target, _) = harness::fresh_db();
+    let (code, out, err) = harness::run(&[
+        "init",
+        "-y",
+        "--source",
+        &url,
+        "--target",
+        &target,
+        "--mode",
+        "native",
+        "--zero-dates",
+        "error",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("table `t`") && err.contains("column `d`") && err.contains("zero date"),
+        "{err}"
+    );
+    // Nothing half-written: the table is not left behind.
+    assert_eq!(harness::sql(&target, "SELECT to_regclass('t') IS NULL"), "t");
+}
+
+#[test]
 fn auto_increment_continues_from_the_sources_next_value() {
     let (url, db) = mariadb::fresh_db();
     mariadb::sql(
