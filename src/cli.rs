@@ -106,9 +106,13 @@ pub struct ValidateArgs {
     /// Source, target, selection and layout, as for `init`.
     #[command(flatten)]
     pub check: CheckArgs,
-    /// PostgreSQL sources: skip the checks continuous sync needs (as `init --no-sync`).
+    /// Skip the checks continuous sync needs (as `init --no-sync`).
     #[arg(long, env = "SEREN_NO_SYNC")]
     pub no_sync: bool,
+    /// Partitions `init` would copy at once (default: CPU cores): the target needs this many
+    /// free connections, plus one.
+    #[arg(long, short = 'j', env = "SEREN_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 }
 
 /// `verify` arguments.

@@ -143,7 +143,9 @@ pub use progress::{Progress, TableState};
 pub use registry::{Registry, SourceFactory};
 pub use runtime::{copy_tables, RunOptions, TableOutcome, TableWork};
 pub use sink::{BatchEncoder, Chunk, PartitionWriter, Sink};
-pub use source::{BatchStream, Mode, OnTypeMismatch, Partition, Source, SourceOptions, ZeroDates};
+pub use source::{
+    BatchStream, Check, Mode, OnTypeMismatch, Partition, Source, SourceOptions, ZeroDates,
+};
 pub use types::PgType;
 
 pub use arrow_array;

@@ -154,6 +154,35 @@ pub trait Source: Send + Sync {
     fn change_capture(&self) -> Option<&dyn crate::change::ChangeCapture> {
         None
     }
+
+    /// Server-side prerequisites of a copy of `tables`, checked for `validate` without reading
+    /// a row: typically the server version and read access to each table. One [`Check`] per
+    /// line; a failed check's message says how to fix it (the SQL or config line). Opening the
+    /// source already proved connectivity and authentication. The default (file sources) has
+    /// nothing to add. Must not change the source.
+    async fn preflight(&self, tables: &[TableInfo]) -> Vec<Check> {
+        let _ = tables;
+        Vec::new()
+    }
+}
+
+/// One prerequisite checked by [`Source::preflight`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked, e.g. `source version`.
+    pub name: String,
+    /// What was found, or what is wrong and how to fix it.
+    pub outcome: std::result::Result<String, String>,
+}
+
+impl Check {
+    /// A check named `name` with outcome `outcome`.
+    pub fn new(name: impl Into<String>, outcome: std::result::Result<String, String>) -> Self {
+        Check {
+            name: name.into(),
+            outcome,
+        }
+    }
 }
 
 impl std::str::FromStr for Mode {

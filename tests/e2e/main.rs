@@ -23,3 +23,4 @@ mod sqlite_runs;
 mod sync_apply;
 mod sync_refresh;
 mod tls;
+mod validate;

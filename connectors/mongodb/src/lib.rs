@@ -16,6 +16,7 @@ pub mod decode;
 pub mod encode;
 mod error;
 mod partition;
+mod preflight;
 mod read;
 mod source;
 

@@ -275,6 +275,10 @@ impl Source for MongoSource {
     fn change_capture(&self) -> Option<&dyn pipeline::ChangeCapture> {
         Some(self)
     }
+
+    async fn preflight(&self, tables: &[TableInfo]) -> Vec<pipeline::Check> {
+        crate::preflight::checks(self, tables).await
+    }
 }
 
 /// A non-negative BSON number as u64.

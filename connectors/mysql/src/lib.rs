@@ -16,6 +16,7 @@ mod catalog;
 mod conn;
 mod error;
 mod partition;
+mod preflight;
 mod read;
 mod render;
 mod snapshot;

@@ -142,6 +142,10 @@ impl Source for MySqlSource {
     fn change_capture(&self) -> Option<&dyn pipeline::ChangeCapture> {
         Some(self)
     }
+
+    async fn preflight(&self, tables: &[TableInfo]) -> Vec<pipeline::Check> {
+        crate::preflight::checks(&self.location, tables).await
+    }
 }
 
 /// The pipeline's description of a catalog table in `mode`.

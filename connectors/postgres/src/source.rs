@@ -405,4 +405,61 @@ impl Source for PgSource {
         )
         .boxed())
     }
+
+    /// The server version (12 or later) and SELECT on every selected table.
+    async fn preflight(&self, tables: &[TableInfo]) -> Vec<pipeline::Check> {
+        use pipeline::Check;
+        let version = match catalog::server_major(&self.catalog, Side::Source).await {
+            Ok(v) if v >= 12 => Ok(format!("PostgreSQL {v}")),
+            Ok(v) => Err(format!(
+                "PostgreSQL {v} is too old: version 12 or later is required"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let mut out = vec![Check::new("source version", version)];
+        let mut denied = Vec::new();
+        for info in tables {
+            let Ok(t) = self.table(&info.name) else {
+                continue;
+            };
+            let qualified = crate::ddl::qualified(&t.schema, &t.name);
+            let r = self
+                .catalog
+                .query_one(
+                    "SELECT has_schema_privilege(c.relnamespace, 'USAGE') \
+                            AND has_table_privilege(c.oid, 'SELECT') \
+                     FROM pg_class c WHERE c.oid = $1",
+                    &[&t.oid],
+                )
+                .await;
+            match r {
+                Ok(r) if r.get::<_, bool>(0) => {}
+                Ok(_) => denied.push(Check::new(
+                    format!("source read table {}", info.name),
+                    Err(format!(
+                        "user {user} cannot read {qualified}; run: GRANT USAGE ON SCHEMA \
+                         {schema} TO {user}; GRANT SELECT ON {qualified} TO {user};",
+                        user = crate::ddl::quote_ident(self.server.user()),
+                        schema = crate::ddl::quote_ident(&t.schema),
+                    )),
+                )),
+                Err(e) => denied.push(Check::new(
+                    format!("source read table {}", info.name),
+                    Err(query_error(Side::Source, "checking privileges", e).to_string()),
+                )),
+            }
+        }
+        if denied.is_empty() {
+            out.push(Check::new(
+                "source read privileges",
+                Ok(format!(
+                    "user {} can read {} table(s)",
+                    self.server.user(),
+                    tables.len()
+                )),
+            ));
+        }
+        out.extend(denied);
+        out
+    }
 }

@@ -224,7 +224,10 @@ fn zero_dates_are_null_with_a_warning_or_an_error_on_request() {
         "{err}"
     );
     // Nothing half-written: the table is not left behind.
-    assert_eq!(harness::sql(&target, "SELECT to_regclass('t') IS NULL"), "t");
+    assert_eq!(
+        harness::sql(&target, "SELECT to_regclass('t') IS NULL"),
+        "t"
+    );
 }
 
 #[test]
