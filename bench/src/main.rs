@@ -5,33 +5,66 @@
 //! Usage: `cargo run --release -p seren-bench -- [sqlite] [ROWS]` (default 1,000,000). Build the
 //! main binary first with `cargo build --release`.
 //!
-//! `seren-bench pg …` runs the PostgreSQL → PostgreSQL benchmark instead (see `pg.rs`).
+//! Other benchmarks (one module each):
+//! - `seren-bench pg …`: PostgreSQL → PostgreSQL (`pg.rs`).
+//! - `seren-bench mysql [ROWS]` (default 1,000,000): throwaway MariaDB → PostgreSQL, ours
+//!   (native, JSONB) vs pgloader vs a raw `mariadb | psql COPY` pipe (`mysql.rs`).
+//! - `seren-bench mongo [DOCS]` (default 1,000,000): throwaway SecantusDB → PostgreSQL, ours vs a
+//!   bare Rust-driver scan of the collection (`mongo.rs`).
+//! - `seren-bench parquet [ROWS]` (default 5,000,000): a generated Parquet file, ours (native)
+//!   vs a server-side `COPY … FROM 'file.csv'` of the same values and `psql \copy` (`parquet.rs`).
+//!
+//! Build both binaries first: `cargo build --release -p seren-replicator -p seren-bench`.
 
+mod mongo;
+mod mysql;
+mod parquet;
 mod pg;
 
 use anyhow::{bail, Context, Result};
 use seren_replicator::throwaway::ThrowawayPg;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct Measure {
     name: String,
     command: String,
     seconds: f64,
     peak_rss_mb: f64,
+    /// Row count found in the target afterwards, or another check's outcome.
+    note: String,
 }
 
-/// Run `cmd` to completion; wall time and the child's peak RSS (from wait4).
+/// Run `cmd` to completion; wall time and the peak RSS of the largest process in the child's
+/// tree (`VmHWM` sampled every 20 ms). Not wait4's `ru_maxrss`: a child spawned with vfork
+/// inherits this process's high-water mark at exec, which would count the bench itself.
 fn measure(name: &str, shown: &str, cmd: &mut Command) -> Result<Measure> {
     let started = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {name}"))?;
+    let root = child.id() as i32;
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(tree_hwm_kb(root), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let pid = unsafe { libc::wait4(root, &mut status, 0, &mut usage) };
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
     if pid < 0 {
         bail!("wait4 failed for {name}");
     }
@@ -43,8 +76,46 @@ fn measure(name: &str, shown: &str, cmd: &mut Command) -> Result<Measure> {
         name: name.into(),
         command: shown.into(),
         seconds,
-        peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        peak_rss_mb: peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        note: String::new(),
     })
+}
+
+/// The largest `VmHWM` (KiB) among `root` and its descendants, now.
+fn tree_hwm_kb(root: i32) -> u64 {
+    let mut kids: HashMap<i32, Vec<i32>> = HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …"
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            kids.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut pids = vec![root];
+    let mut i = 0;
+    while i < pids.len() {
+        if let Some(k) = kids.get(&pids[i]) {
+            pids.extend(k);
+        }
+        i += 1;
+    }
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn our_binary() -> Result<PathBuf> {
@@ -90,6 +161,10 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("pg") => pg::run(&args[1..]),
         Some("sqlite") => sqlite_main(args.get(1)),
+        Some("mysql") => mysql::run(args.get(1)),
+        Some("mongo") => mongo::run(args.get(1)),
+        Some("mongo-scan") => mongo::scan_main(&args[1..]),
+        Some("parquet") => parquet::run(args.get(1)),
         _ => sqlite_main(args.first()),
     }
 }
@@ -192,4 +267,128 @@ fn sqlite_main(rows: Option<&String>) -> Result<()> {
 
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// `n` parsed from the optional argument, else `default`.
+fn count_arg(arg: Option<&String>, default: u64) -> Result<u64> {
+    Ok(arg
+        .map(|r| r.replace([',', '_'], "").parse())
+        .transpose()
+        .context("the count must be a number")?
+        .unwrap_or(default))
+}
+
+/// Rows in the one table named `table` (any non-system schema) of the database at `url`.
+fn target_count(url: &str, table: &str) -> Result<u64> {
+    let sql = format!(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = '{table}' \
+         AND c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    );
+    let found = psql_query(url, &sql)?;
+    let names: Vec<&str> = found.lines().filter(|l| !l.is_empty()).collect();
+    if names.len() != 1 {
+        bail!("expected one table {table:?} in the target, found {names:?}");
+    }
+    psql_query(url, &format!("SELECT count(*) FROM {}", names[0]))?
+        .trim()
+        .parse()
+        .context("count(*)")
+}
+
+/// A psql query; tuples only, unaligned.
+fn psql_query(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "psql failed on {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// "N rows ✓" when the target holds `want` rows, else the mismatch.
+fn count_note(url: &str, table: &str, want: u64) -> String {
+    match target_count(url, table) {
+        Ok(n) if n == want => format!("{n} rows ✓"),
+        Ok(n) => format!("{n} rows ✗ (want {want})"),
+        Err(e) => format!("count failed: {e:#}"),
+    }
+}
+
+/// The 1-minute load average, with the 5- and 15-minute ones.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Print the Markdown table, the commands and a JSON report (stderr). `unit`: "rows" or
+/// "documents"; `mb`: the source size the MB/s column divides; `base`: the method the ratio
+/// column compares with; `speedup`: ratio as base time ÷ this time (else this ÷ base).
+fn print_report(
+    unit: &str,
+    n: u64,
+    mb: f64,
+    results: &[Measure],
+    base: &str,
+    speedup: bool,
+    extra: serde_json::Value,
+) {
+    let base_s = results.iter().find(|m| m.name == base).map(|m| m.seconds);
+    let ratio_head = if speedup {
+        format!("speed vs {base}")
+    } else {
+        format!("time ÷ {base}")
+    };
+    println!("| method | wall s | {unit}/s | MB/s | peak RSS MB | {ratio_head} | target check |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for m in results {
+        let ratio = base_s.map_or("—".into(), |b| {
+            let r = if speedup {
+                b / m.seconds
+            } else {
+                m.seconds / b
+            };
+            format!("{r:.2}×")
+        });
+        println!(
+            "| {} | {:.2} | {:.0} | {:.1} | {:.0} | {ratio} | {} |",
+            m.name,
+            m.seconds,
+            n as f64 / m.seconds,
+            mb / m.seconds,
+            m.peak_rss_mb,
+            m.note
+        );
+    }
+    println!();
+    for m in results {
+        println!("- {}: `{}`", m.name, m.command);
+    }
+    let report: Vec<_> = results
+        .iter()
+        .map(|m| {
+            serde_json::json!({"method": m.name, "command": m.command, "seconds": m.seconds,
+            "per_sec": n as f64 / m.seconds, "peak_rss_mb": m.peak_rss_mb, "check": m.note})
+        })
+        .collect();
+    eprintln!(
+        "{}",
+        serde_json::json!({unit: n, "source_mb": mb, "extra": extra, "results": report})
+    );
 }
