@@ -1,6 +1,7 @@
 //! MongoDB → PostgreSQL against a throwaway SecantusDB server (`mongo_server`).
 
 mod bad_input;
+mod conformance;
 mod copy;
 mod matrix;
 mod sync;

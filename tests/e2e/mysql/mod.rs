@@ -1,5 +1,6 @@
 //! MySQL/MariaDB → PostgreSQL, end to end against a throwaway MariaDB server (`../mariadb.rs`).
 
+mod conformance;
 mod errors;
 mod sync;
 mod tables;
