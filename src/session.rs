@@ -2,7 +2,7 @@
 //! table selection against the source catalog.
 
 use crate::cli::{Endpoints, Layout, Selection};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pipeline::{Error, Side, Source, SourceOptions, TableInfo};
 use seren_postgres::PgTarget;
 use std::collections::BTreeMap;
@@ -32,8 +32,12 @@ pub async fn open(endpoints: &Endpoints, options: SourceOptions) -> Result<Sessi
 pub fn target(endpoints: &Endpoints) -> Result<PgTarget> {
     let mut conninfo = endpoints.target.clone();
     if let Some(file) = &endpoints.password_file {
-        let pw = std::fs::read_to_string(file)
-            .with_context(|| format!("reading the password file {}", file.display()))?;
+        let pw = std::fs::read_to_string(file).map_err(|e| {
+            Error::config(format!(
+                "cannot read the password file {}: {e}; check --password-file",
+                file.display()
+            ))
+        })?;
         let pw = pw.lines().next().unwrap_or_default();
         conninfo = with_password(&conninfo, pw);
     }

@@ -22,6 +22,17 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     let dbs = Databases::resolve(&args.tables.endpoints, &args.tables.selection).await?;
     let (source, target) = (&dbs.source, &dbs.target);
 
+    // Copying a database onto itself would drop (--drop-existing) or clash with its own tables.
+    for (db, s, t) in &dbs.pairs {
+        if clone::same_database(s, t).await? {
+            return Err(Error::config(format!(
+                "source and target are the same database ({db} on {}); \
+                 choose another target database",
+                t.display()
+            ))
+            .into());
+        }
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pg = &args.postgres;
     let split_bytes = split_size(&pg.split_tables_larger_than, cores)?;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `seren-replicator` binary against real, throwaway servers.
 
+mod bad_input_suite;
 mod connectors_cmd;
 mod copy_encoder;
 mod harness;
@@ -16,6 +17,7 @@ mod pg_schema;
 mod pg_status;
 mod pg_sync;
 mod pg_verify;
+mod secrets;
 mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;

@@ -1124,6 +1124,28 @@ pub async fn free_connections(server: &PgTarget) -> Result<usize> {
     Ok(row.get::<_, i32>(0).max(0) as usize)
 }
 
+/// Whether `a` and `b` reach the same database of the same server, however they are spelt
+/// (`localhost` vs `127.0.0.1`, different users): same database name and OID and the same
+/// postmaster start time (microseconds), all readable without privileges. A side that cannot
+/// be reached yet (e.g. a target database init will create) is not the same database.
+pub async fn same_database(a: &PgTarget, b: &PgTarget) -> Result<bool> {
+    const WHO: &str = "SELECT current_database() || '/' || d.oid::text || '/' \
+                       || pg_postmaster_start_time()::text \
+                       FROM pg_database d WHERE d.datname = current_database()";
+    let mut ids = Vec::new();
+    for server in [a, b] {
+        let Ok(client) = server.connect().await else {
+            return Ok(false);
+        };
+        let row = client
+            .query_one(WHO, &[])
+            .await
+            .map_err(|e| query_error(server.side(), "identifying the database", e))?;
+        ids.push(row.get::<_, String>(0));
+    }
+    Ok(ids[0] == ids[1])
+}
+
 /// Names of the databases on `server` that can be copied (templates excluded).
 pub async fn databases(server: &PgTarget) -> Result<Vec<String>> {
     let client = server.connect().await?;

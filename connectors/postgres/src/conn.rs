@@ -263,15 +263,16 @@ fn cause_chain(e: &dyn std::error::Error) -> String {
 
 /// A connection string with any password replaced by `***`, safe to print.
 pub fn redact_conninfo(conninfo: &str) -> String {
-    if let Some(rest) = conninfo
-        .strip_prefix("postgresql://")
-        .map(|r| ("postgresql://", r))
-        .or_else(|| {
-            conninfo
-                .strip_prefix("postgres://")
-                .map(|r| ("postgres://", r))
-        })
-    {
+    // Any `scheme://` URL (not only PostgreSQL's: an unsupported `oracle://u:pw@h` is echoed in
+    // the "no connector accepts" message) has its userinfo password blanked.
+    let url_scheme = conninfo.split_once("://").and_then(|(scheme, rest)| {
+        let valid = !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        valid.then(|| (&conninfo[..scheme.len() + 3], rest))
+    });
+    if let Some(rest) = url_scheme {
         let (scheme, rest) = rest;
         let (auth_end, _) = rest
             .char_indices()
@@ -421,6 +422,7 @@ mod tests {
             "postgresql://alice:***@db:5432/app?sslmode=disable&password=***"
         );
         assert_eq!(redact_conninfo("postgres://db/app"), "postgres://db/app");
+        assert_eq!(redact_conninfo("oracle://u:pw@h/db"), "oracle://u:***@h/db");
         let kv = redact_conninfo("host=db password='a b\\' c' user=alice");
         assert_eq!(kv, "host=db password=*** user=alice");
         assert!(!redact_conninfo("password = hunter2 host=x").contains("hunter2"));

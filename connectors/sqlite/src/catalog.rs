@@ -356,9 +356,15 @@ pub(crate) fn estimate_bytes(conn: &Connection, table: &Table, rows: u64) -> Res
         .iter()
         .map(|c| format!("ifnull(octet_length({}), 0)", ident(&c.name)))
         .collect();
+    // SQLite caps expression depth at 1,000 and `a + b + …` nests one level per term, so a
+    // wide table (PostgreSQL allows 1,600 columns) is summed in parenthesised groups of 50.
+    let grouped: Vec<String> = lengths
+        .chunks(50)
+        .map(|g| format!("({})", g.join(" + ")))
+        .collect();
     let sql = format!(
         "SELECT ifnull(sum({}), 0), count(*) FROM (SELECT * FROM {} LIMIT {SAMPLE_ROWS})",
-        lengths.join(" + "),
+        grouped.join(" + "),
         ident(&table.name)
     );
     let (bytes, sampled): (i64, i64) = conn
