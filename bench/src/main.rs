@@ -296,29 +296,9 @@ fn target_count(url: &str, table: &str) -> Result<u64> {
         .context("count(*)")
 }
 
-/// A psql query; tuples only, unaligned.
+/// A psql query; tuples only, unaligned, trimmed.
 fn psql_query(url: &str, sql: &str) -> Result<String> {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "psql failed on {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    seren_replicator::throwaway::psql(url, sql)
 }
 
 /// "N rows ✓" when the target holds `want` rows, else the mismatch.

@@ -262,24 +262,10 @@ fn mysql_source_and_postgresql_target_passwords_never_show() {
 
 #[test]
 fn mongodb_source_and_postgresql_target_passwords_never_show() {
-    use crate::mongo_server::OwnServer;
     use seren_mongodb::mongodb::bson::{doc, Document};
     use seren_mongodb::mongodb::Client;
     let dir = crate::harness::tempdir();
-    let data = dir.path().join("data");
-    let server = OwnServer::start(&[], &data);
-    let port = server.port;
-    crate::mongo::block_on(async {
-        let uri = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
-        let client = Client::with_uri_str(uri).await.unwrap();
-        client
-            .database("admin")
-            .run_command(doc! {"createUser": "app", "pwd": "Pw-9f3kq!x", "roles": ["root"]})
-            .await
-            .unwrap();
-    });
-    server.stop();
-    let server = OwnServer::start(&["--auth"], &data);
+    let server = crate::mongo::auth_server(dir.path(), "app", "Pw-9f3kq!x");
     let port = server.port;
     crate::mongo::block_on(async {
         let uri = format!(

@@ -328,19 +328,7 @@ fn validate_mongodb_passes_and_warns_on_a_standalone_server() {
 #[test]
 fn validate_mongodb_wrong_password_is_an_auth_failure() {
     let dir = tempdir();
-    let data = dir.path().join("data");
-    let server = OwnServer::start(&[], &data);
-    block_on(async {
-        let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", server.port);
-        let client = Client::with_uri_str(uri).await.unwrap();
-        client
-            .database("admin")
-            .run_command(doc! {"createUser": "app", "pwd": "Mongo-R1ght", "roles": ["root"]})
-            .await
-            .unwrap();
-    });
-    server.stop();
-    let server = OwnServer::start(&["--auth"], &data);
+    let server = crate::mongo::auth_server(dir.path(), "app", "Mongo-R1ght");
     mongo_insert(server.port, "app:Mongo-R1ght@", "shop");
     let source = |pw: &str| {
         format!(

@@ -76,19 +76,7 @@ fn insert(port: u16, auth: &str, db: &str, docs: Vec<Document>) {
 #[test]
 fn a_wrong_password_is_an_auth_error_that_hides_it() {
     let dir = tempdir();
-    let data = dir.path().join("data");
-    let server = OwnServer::start(&[], &data);
-    block_on(async {
-        let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", server.port);
-        let client = Client::with_uri_str(uri).await.unwrap();
-        client
-            .database("admin")
-            .run_command(doc! {"createUser": "app", "pwd": "right-pw-1", "roles": ["root"]})
-            .await
-            .unwrap();
-    });
-    server.stop();
-    let server = OwnServer::start(&["--auth"], &data);
+    let server = crate::mongo::auth_server(dir.path(), "app", "right-pw-1");
     insert(
         server.port,
         "app:right-pw-1@",

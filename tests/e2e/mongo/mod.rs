@@ -6,8 +6,8 @@ mod copy;
 mod matrix;
 mod sync;
 
-use crate::mongo_server::mongo_uri;
-use seren_mongodb::mongodb::bson::RawDocumentBuf;
+use crate::mongo_server::{mongo_uri, OwnServer};
+use seren_mongodb::mongodb::bson::{doc, RawDocumentBuf};
 use seren_mongodb::mongodb::{Client, Database};
 
 /// Run `f` on a fresh runtime (the tests themselves are synchronous, like the CLI runs).
@@ -17,6 +17,25 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// A server of its own that requires authentication, with user `user` (role `root` in
+/// `admin`) whose password is `password`; its data lives in `dir`.
+pub fn auth_server(dir: &std::path::Path, user: &str, password: &str) -> OwnServer {
+    let data = dir.join("data");
+    let server = OwnServer::start(&[], &data);
+    block_on(async {
+        let uri = format!("mongodb://127.0.0.1:{}/?directConnection=true", server.port);
+        let client = Client::with_uri_str(uri).await.unwrap();
+        client
+            .database("admin")
+            .run_command(doc! {"createUser": user, "pwd": password, "roles": ["root"]})
+            .await
+            .unwrap();
+    });
+    // A clean stop, so that the user is on disk when the server restarts with --auth.
+    server.stop();
+    OwnServer::start(&["--auth"], &data)
 }
 
 /// A driver handle on database `db` of the shared server.
