@@ -14,23 +14,7 @@ const PASSWORD_URL: &str = "Pw-9f3kq%21x";
 /// A superuser that must authenticate with scram-sha-256 on 127.0.0.1 (others keep trust).
 pub fn password_role() -> &'static str {
     static ROLE: OnceLock<String> = OnceLock::new();
-    ROLE.get_or_init(|| {
-        let role = format!("bi_{:08x}", rand::random::<u32>());
-        psql(
-            "postgres",
-            &format!("CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
-        );
-        let hba = psql("postgres", "SHOW hba_file");
-        let old = std::fs::read_to_string(&hba).unwrap();
-        std::fs::write(
-            &hba,
-            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
-        )
-        .unwrap();
-        psql("postgres", "SELECT pg_reload_conf()");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        role
-    })
+    ROLE.get_or_init(|| crate::harness::password_role("bi", PASSWORD, "SUPERUSER"))
 }
 
 /// URL of `db` on the shared cluster as the password role, with `password` (percent-encoded).

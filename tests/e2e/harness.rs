@@ -62,6 +62,29 @@ pub fn sql(url: &str, sql: &str) -> String {
     seren_replicator::throwaway::psql(url, sql).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// A new login role on the shared cluster (`attributes` such as `SUPERUSER`) that must
+/// authenticate with scram-sha-256 and `password` from 127.0.0.1; other roles keep trust.
+/// `pg_hba.conf` edits are serialised, so roles made by concurrent tests all take effect.
+pub fn password_role(prefix: &str, password: &str, attributes: &str) -> String {
+    static HBA: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _edit = HBA.lock().unwrap_or_else(|e| e.into_inner());
+    let role = format!("{prefix}_{:08x}", rand::random::<u32>());
+    psql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN {attributes} PASSWORD '{password}'"),
+    );
+    let hba = psql("postgres", "SHOW hba_file");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
+    )
+    .unwrap();
+    psql("postgres", "SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    role
+}
+
 /// A fresh database with a random name on the shared cluster: (url, name).
 pub fn fresh_db() -> (String, String) {
     let name = format!("t_{:016x}", rand::random::<u64>());

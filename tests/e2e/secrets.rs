@@ -3,7 +3,7 @@
 //! searched for it, raw and percent-encoded.
 
 use crate::bad_input_suite::{assert_clean, password_role, pw_url};
-use crate::harness::{cli, fresh_db, output, psql, run};
+use crate::harness::{cli, fresh_db, psql, run};
 use crate::mariadb;
 
 const PASSWORD_URL: &str = "Pw-9f3kq%21x";
@@ -20,6 +20,47 @@ fn every_way(args: &[&str], codes: &[i32]) -> String {
         all.push_str(&err);
     }
     all
+}
+
+/// `init --no-sync --keep-state` from `source`, plain, with `--json` and with `-v`, each into a
+/// fresh password-protected target; returns everything printed and stored.
+fn snapshot_copies(source: &str) -> String {
+    let mut seen = String::new();
+    for extra in [&[][..], &["--json"], &["-v"]] {
+        let (_, dst_db) = fresh_db();
+        let target = pw_url(&dst_db, PASSWORD_URL);
+        let mut args = vec!["init", "-y", "--no-sync", "--keep-state"];
+        args.extend_from_slice(extra);
+        args.extend(["--source", source, "--target", &target]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{out}\n{err}");
+        seen.push_str(&format!("{out}{err}{}", state_tables(&dst_db)));
+    }
+    seen
+}
+
+/// `init` from `source` into a fresh password-protected target, then `change` on the source,
+/// then `verify`, `status`, `sync --once` and `validate` every way; returns the target URL and
+/// everything printed and stored.
+fn init_then_every_command(source: &str, change: impl FnOnce()) -> (String, String) {
+    let (_, dst_db) = fresh_db();
+    let target = pw_url(&dst_db, PASSWORD_URL);
+    let (code, out, err) = run(&["init", "-y", "--source", source, "--target", &target]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let mut seen = format!("{out}{err}");
+    change();
+    for (cmd, codes) in [
+        (&["verify"][..], &[0, 5][..]),
+        (&["status"], &[0, 5]),
+        (&["sync", "--once"], &[0]),
+        (&["validate"], &[0, 5]),
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--source", source, "--target", &target]);
+        seen.push_str(&every_way(&args, codes));
+    }
+    seen.push_str(&state_tables(&dst_db));
+    (target, seen)
 }
 
 /// Every row of every table in the `seren_replicator` state schema of database `db`, as JSON.
@@ -103,19 +144,8 @@ fn postgresql_source_and_target_passwords_never_show() {
          INSERT INTO t SELECT i, 'row ' || i FROM generate_series(1, 1000) i;",
     );
     let source = pw_url(&src_db, PASSWORD_URL);
-    let mut seen = String::new();
-
     // Snapshot-only copies, plain, --json and -v, each into its own target.
-    for extra in [&[][..], &["--json"], &["-v"]] {
-        let (_, dst_db) = fresh_db();
-        let target = pw_url(&dst_db, PASSWORD_URL);
-        let mut args = vec!["init", "-y", "--no-sync", "--keep-state"];
-        args.extend_from_slice(extra);
-        args.extend(["--source", &source, "--target", &target]);
-        let (code, out, err) = run(&args);
-        assert_eq!(code, 0, "{out}\n{err}");
-        seen.push_str(&format!("{out}{err}{}", state_tables(&dst_db)));
-    }
+    let mut seen = snapshot_copies(&source);
 
     // The full flow: init with continuous sync, then every other command.
     let (_, dst_db) = fresh_db();
@@ -194,7 +224,6 @@ fn postgresql_source_and_target_passwords_never_show() {
     ));
     assert_eq!(psql(&dst_db, "SELECT count(*) FROM t"), "1000");
     assert_clean(&[&seen]);
-    let _ = output;
 }
 
 #[test]
@@ -214,45 +243,11 @@ fn mysql_source_and_postgresql_target_passwords_never_show() {
         ),
     );
     let source = mariadb::url(&user, PASSWORD_URL, &db);
-    let mut seen = String::new();
-    for extra in [
-        &["--no-sync"][..],
-        &["--no-sync", "--json"],
-        &["--no-sync", "-v"],
-    ] {
-        let (_, dst_db) = fresh_db();
-        let target = pw_url(&dst_db, PASSWORD_URL);
-        let mut args = vec![
-            "init",
-            "-y",
-            "--keep-state",
-            "--source",
-            &source,
-            "--target",
-            &target,
-        ];
-        args.extend_from_slice(extra);
-        let (code, out, err) = run(&args);
-        assert_eq!(code, 0, "{out}\n{err}");
-        seen.push_str(&format!("{out}{err}{}", state_tables(&dst_db)));
-    }
-    let (_, dst_db) = fresh_db();
-    let target = pw_url(&dst_db, PASSWORD_URL);
-    let (code, out, err) = run(&["init", "-y", "--source", &source, "--target", &target]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    seen.push_str(&format!("{out}{err}"));
-    mariadb::sql(&db, "INSERT INTO t VALUES (4, 'd')");
-    for (cmd, codes) in [
-        (&["verify"][..], &[0, 5][..]),
-        (&["status"], &[0, 5]),
-        (&["sync", "--once"], &[0]),
-        (&["validate"], &[0, 5]),
-    ] {
-        let mut args = cmd.to_vec();
-        args.extend(["--source", &source, "--target", &target]);
-        seen.push_str(&every_way(&args, codes));
-    }
-    seen.push_str(&state_tables(&dst_db));
+    let mut seen = snapshot_copies(&source);
+    let (target, flow) = init_then_every_command(&source, || {
+        mariadb::sql(&db, "INSERT INTO t VALUES (4, 'd')");
+    });
+    seen.push_str(&flow);
     let wrong = mariadb::url(&user, "Wrong-9f3kq%21x", &db);
     let (code, out, err) = run(&["init", "-y", "--source", &wrong, "--target", &target]);
     assert_eq!(code, 1, "{out}\n{err}");
@@ -283,44 +278,9 @@ fn mongodb_source_and_postgresql_target_passwords_never_show() {
         format!("mongodb://app:{pw}@127.0.0.1:{port}/shop?authSource=admin&directConnection=true")
     };
     let source = source_with(PASSWORD_URL);
-    let mut seen = String::new();
-    for extra in [
-        &["--no-sync"][..],
-        &["--no-sync", "--json"],
-        &["--no-sync", "-v"],
-    ] {
-        let (_, dst_db) = fresh_db();
-        let target = pw_url(&dst_db, PASSWORD_URL);
-        let mut args = vec![
-            "init",
-            "-y",
-            "--keep-state",
-            "--source",
-            &source,
-            "--target",
-            &target,
-        ];
-        args.extend_from_slice(extra);
-        let (code, out, err) = run(&args);
-        assert_eq!(code, 0, "{out}\n{err}");
-        seen.push_str(&format!("{out}{err}{}", state_tables(&dst_db)));
-    }
-    let (_, dst_db) = fresh_db();
-    let target = pw_url(&dst_db, PASSWORD_URL);
-    let (code, out, err) = run(&["init", "-y", "--source", &source, "--target", &target]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    seen.push_str(&format!("{out}{err}"));
-    for (cmd, codes) in [
-        (&["verify"][..], &[0, 5][..]),
-        (&["status"], &[0, 5]),
-        (&["sync", "--once"], &[0]),
-        (&["validate"], &[0, 5]),
-    ] {
-        let mut args = cmd.to_vec();
-        args.extend(["--source", &source, "--target", &target]);
-        seen.push_str(&every_way(&args, codes));
-    }
-    seen.push_str(&state_tables(&dst_db));
+    let mut seen = snapshot_copies(&source);
+    let (target, flow) = init_then_every_command(&source, || {});
+    seen.push_str(&flow);
     let wrong = source_with("Wrong-9f3kq%21x");
     let (code, out, err) = run(&["init", "-y", "--source", &wrong, "--target", &target]);
     assert_eq!(code, 1, "{out}\n{err}");

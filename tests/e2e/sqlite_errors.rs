@@ -11,23 +11,7 @@ const WRONG: &str = "wr0ng-Pa55-xyzzy";
 /// A login role that must authenticate with scram-sha-256 (other roles keep trust).
 fn password_role() -> &'static str {
     static ROLE: OnceLock<String> = OnceLock::new();
-    ROLE.get_or_init(|| {
-        let role = format!("pw_{:08x}", rand::random::<u32>());
-        psql(
-            "postgres",
-            &format!("CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"),
-        );
-        let hba = psql("postgres", "SHOW hba_file");
-        let old = std::fs::read_to_string(&hba).unwrap();
-        std::fs::write(
-            &hba,
-            format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
-        )
-        .unwrap();
-        psql("postgres", "SELECT pg_reload_conf()");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        role
-    })
+    ROLE.get_or_init(|| crate::harness::password_role("pw", PASSWORD, ""))
 }
 
 fn sample(dir: &std::path::Path) -> String {
