@@ -17,6 +17,9 @@ pub struct Cli {
     /// Machine-readable JSON on stdout instead of text.
     #[arg(long, global = true, env = "SEREN_JSON")]
     pub json: bool,
+    /// Never ask questions, even on a terminal (as when stdin is not one).
+    #[arg(long, global = true, env = "SEREN_NO_INTERACTIVE")]
+    pub no_interactive: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -109,6 +112,9 @@ pub struct ValidateArgs {
     /// Skip the checks continuous sync needs (as `init --no-sync`).
     #[arg(long, env = "SEREN_NO_SYNC")]
     pub no_sync: bool,
+    /// Do not ask which tables to check (on a terminal without filters it asks).
+    #[arg(short = 'y', long, env = "SEREN_YES")]
+    pub yes: bool,
     /// Partitions `init` would copy at once (default: CPU cores): the target needs this many
     /// free connections, plus one.
     #[arg(long, short = 'j', env = "SEREN_JOBS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -225,6 +231,41 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether no selection flag was given: everything the source holds is selected.
+    pub fn is_empty(&self) -> bool {
+        self.as_flags().is_empty()
+    }
+
+    /// The selection as command-line flags, each value shell-quoted: what to type to make the
+    /// same selection without questions.
+    pub fn as_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let lists = [
+            ("--include-databases", &self.include_databases),
+            ("--exclude-databases", &self.exclude_databases),
+            ("--include-tables", &self.include_tables),
+            ("--exclude-tables", &self.exclude_tables),
+            ("--schema-only-tables", &self.schema_only_tables),
+            ("--table-filter", &self.table_filters),
+            ("--time-filter", &self.time_filters),
+        ];
+        for (flag, values) in lists {
+            for v in values {
+                flags.push(format!("{flag} {}", shell_quote(v)));
+            }
+        }
+        if let Some(config) = &self.config {
+            flags.push(format!(
+                "--config {}",
+                shell_quote(&config.display().to_string())
+            ));
+        }
+        if self.all_databases {
+            flags.push("--all-databases".into());
+        }
+        flags
+    }
+
     /// The flags that only PostgreSQL sources accept, by name, when given.
     pub fn postgres_only_flags(&self) -> Vec<&'static str> {
         let mut used = Vec::new();
@@ -240,6 +281,19 @@ impl Selection {
             }
         }
         used
+    }
+}
+
+/// `text` as one POSIX shell word: bare when only safe characters, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let safe = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/@=+".contains(c));
+    if safe {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -282,7 +336,7 @@ pub struct InitArgs {
     /// Show the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
-    /// Do not ask for confirmation.
+    /// Do not ask anything: no table selection, no confirmation.
     #[arg(short = 'y', long, env = "SEREN_YES")]
     pub yes: bool,
     /// Run on this machine (the only execution mode so far).

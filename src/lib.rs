@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod connectors;
 pub mod databases;
+pub mod interactive;
 pub mod rules;
 pub mod sample;
 pub mod session;

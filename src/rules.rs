@@ -382,6 +382,19 @@ impl TimeFilter {
     }
 }
 
+/// `table:column:span` as the flag takes it; parses back to the same filter.
+impl fmt::Display for TimeFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.table,
+            quote_if_needed(&self.column),
+            self.span
+        )
+    }
+}
+
 /// `90 days`, `90d`, `1 Year` → `90 days`, `90 days`, `1 year`.
 fn parse_span(s: &str) -> Result<String, String> {
     let t = s.trim().to_ascii_lowercase();

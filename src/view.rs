@@ -101,11 +101,6 @@ pub fn confirm(question: &str) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-/// Whether to ask before writing: only when a person is at a terminal.
-pub fn interactive(ui: &Ui) -> bool {
-    !ui.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
-}
-
 /// Live progress on stderr while the copy runs (terminal only): a total bar (rows, bytes, rate,
 /// ETA) and one bar per table in flight. Stops when dropped.
 pub struct ProgressView {

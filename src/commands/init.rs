@@ -4,6 +4,7 @@
 
 use super::{Ui, EXIT_USAGE};
 use crate::cli::InitArgs;
+use crate::interactive::{self, Questions};
 use crate::session;
 use crate::view;
 use anyhow::Result;
@@ -35,7 +36,17 @@ async fn sync_start(
     Ok(Some(capture.start_snapshot(readers).await?))
 }
 
-pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
+/// Ask what to copy when a person is at a terminal without selection flags, then copy it.
+pub async fn run(mut args: InitArgs, ui: &Ui) -> Result<i32> {
+    if interactive::wanted(ui, args.yes, &args.tables.selection) {
+        let check = &mut args.tables;
+        interactive::choose(&check.endpoints, &mut check.selection, Questions::Copy).await?;
+    }
+    run_selected(args, ui).await
+}
+
+/// Copy what the flags select.
+async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
     for (flag, value) in [
         ("--jobs", args.jobs),
         ("--index-jobs", args.postgres.index_jobs),
@@ -51,7 +62,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     }
     if let Some(runs) = crate::databases::per_database(&args.tables)? {
         for tables in runs {
-            let code = Box::pin(run(
+            let code = Box::pin(run_selected(
                 InitArgs {
                     tables,
                     ..args.clone()
@@ -145,7 +156,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             s.source.location()
         )));
     }
-    if !args.yes && view::interactive(ui) && !view::confirm("Proceed?") {
+    if !args.yes && ui.interactive && !view::confirm("Proceed?") {
         eprintln!("cancelled: nothing was written");
         return Ok(EXIT_USAGE);
     }

@@ -127,7 +127,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    if !args.yes && view::interactive(ui) && !view::confirm("Proceed?") {
+    if !args.yes && ui.interactive && !view::confirm("Proceed?") {
         eprintln!("cancelled: nothing was written");
         return Ok(EXIT_USAGE);
     }

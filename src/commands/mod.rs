@@ -97,13 +97,21 @@ pub struct Ui {
     pub json: bool,
     /// Only errors.
     pub quiet: bool,
+    /// A person is at a terminal and questions are allowed (stdin and stdout are terminals,
+    /// no `--json`, no `--no-interactive`).
+    pub interactive: bool,
 }
 
 impl Cli {
     fn ui(&self) -> Ui {
+        use std::io::IsTerminal;
         Ui {
             json: self.json,
             quiet: self.quiet,
+            interactive: !self.json
+                && !self.no_interactive
+                && std::io::stdin().is_terminal()
+                && std::io::stdout().is_terminal(),
         }
     }
 }

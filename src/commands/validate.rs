@@ -28,6 +28,7 @@
 
 use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::ValidateArgs;
+use crate::interactive::{self, Questions};
 use crate::session;
 use crate::view::human_bytes;
 use anyhow::Result;
@@ -76,7 +77,11 @@ impl Report {
     }
 }
 
-pub async fn run(validate: ValidateArgs, ui: &Ui) -> Result<i32> {
+pub async fn run(mut validate: ValidateArgs, ui: &Ui) -> Result<i32> {
+    if interactive::wanted(ui, validate.yes, &validate.check.selection) {
+        let check = &mut validate.check;
+        interactive::choose(&check.endpoints, &mut check.selection, Questions::Tables).await?;
+    }
     let args = validate.check;
     let jobs = validate
         .jobs

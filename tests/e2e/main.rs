@@ -4,6 +4,7 @@ mod bad_input_suite;
 mod connectors_cmd;
 mod copy_encoder;
 mod harness;
+mod interactive;
 mod mariadb;
 mod mongo;
 mod mongo_server;

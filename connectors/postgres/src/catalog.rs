@@ -366,3 +366,45 @@ mod tests {
         assert_eq!(display_name("Sales", "a\"b"), "\"Sales\".\"a\"\"b\"");
     }
 }
+
+/// A column a time window can filter on: `timestamp`, `timestamptz` or `date`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeColumn {
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Column name.
+    pub column: String,
+    /// Its type as PostgreSQL names it (`timestamp with time zone`, `date`, …).
+    pub type_name: String,
+}
+
+/// Every `timestamp`, `timestamptz` and `date` column of the user tables, in table order: the
+/// candidates for a `--time-filter`.
+pub async fn time_columns(client: &Client) -> Result<Vec<TimeColumn>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND NOT c.relispartition
+               AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype, 'date'::regtype)
+               AND n.nspname <> ALL ($1) AND n.nspname NOT LIKE 'pg\\_%'
+             ORDER BY n.nspname, c.relname, a.attnum",
+            &[&SYSTEM_SCHEMAS],
+        )
+        .await
+        .map_err(|e| query_error(Side::Source, "listing timestamp columns", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| TimeColumn {
+            schema: r.get(0),
+            table: r.get(1),
+            column: r.get(2),
+            type_name: r.get(3),
+        })
+        .collect())
+}
