@@ -73,6 +73,11 @@ pub trait ChangeStream: Send {
     /// the source dropped the data it streamed from); the error says what to do. Dropping a
     /// pending call is allowed; the stream is then discarded.
     async fn next(&mut self) -> Result<Option<ChangeSet>>;
+
+    /// End the stream, waiting until the source has released what it held for it (a server-side
+    /// cursor, a connection). Call it before the runtime stops; dropping the stream instead
+    /// leaves that cleanup to background tasks the runtime may cut short.
+    async fn close(self: Box<Self>) {}
 }
 
 /// Change capture offered by a source (see the module documentation).

@@ -238,6 +238,7 @@ async fn stream(sync: &Synced, out: &Output, stop: &Stop, once: bool) -> Result<
             break;
         }
     }
+    changes.close().await;
     out.say(
         &format!(
             "stopped at position {position} (applied +{} ~{} -{} this run); `sync` resumes \

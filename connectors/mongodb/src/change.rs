@@ -151,6 +151,7 @@ impl ChangeCapture for MongoSource {
             })?
             .with_type::<ChangeStreamEvent<RawDocumentBuf>>();
         Ok(Box::new(MongoChangeStream {
+            client: self.client.clone(),
             events,
             tables: tables.iter().map(|t| (t.name.clone(), t.clone())).collect(),
             last,
@@ -164,6 +165,8 @@ impl ChangeCapture for MongoSource {
 
 /// A database change stream turned into change sets.
 struct MongoChangeStream {
+    /// The source's client, shut down by `close` once the stream's cursor is killed.
+    client: mongodb::Client,
     events: Events,
     tables: HashMap<String, TableInfo>,
     /// The token after the last event handed out.
@@ -280,6 +283,19 @@ impl Context {
 
 #[async_trait::async_trait]
 impl ChangeStream for MongoChangeStream {
+    /// Kill the stream's cursor and wait for it: the driver kills a dropped cursor in a
+    /// background task, which panics if the runtime stops under it.
+    async fn close(self: Box<Self>) {
+        let client = self.client.clone();
+        drop(self);
+        if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::debug!("the MongoDB client did not shut down within 5 s");
+        }
+    }
+
     async fn next(&mut self) -> Result<Option<ChangeSet>> {
         let started = Instant::now();
         let mut pending = Pending {
