@@ -52,6 +52,10 @@ pub struct ExportArgs {
     /// Source, any supported one: a file, a directory or glob of Parquet files, or a database URL.
     #[arg(long, env = "SEREN_SOURCE")]
     pub source: String,
+    /// Read the source password from this file (first line) instead of the URL (PostgreSQL,
+    /// MySQL/MariaDB and MongoDB sources).
+    #[arg(long, env = "SEREN_SOURCE_PASSWORD_FILE")]
+    pub source_password_file: Option<PathBuf>,
     /// Directory to write into (created if missing); one subdirectory per table.
     #[arg(long, env = "SEREN_TARGET")]
     pub target: PathBuf,
@@ -77,6 +81,10 @@ pub struct StatusArgs {
     /// `postgresql://user:pass@host:5432/db` or `host=… dbname=…`.
     #[arg(long, env = "SEREN_SOURCE")]
     pub source: String,
+    /// Read the source password from this file (first line) instead of the URL (PostgreSQL,
+    /// MySQL/MariaDB and MongoDB sources).
+    #[arg(long, env = "SEREN_SOURCE_PASSWORD_FILE")]
+    pub source_password_file: Option<PathBuf>,
     /// Target PostgreSQL (where the subscription lives); its database is the one checked.
     /// PGPASSWORD and ~/.pgpass work as in psql.
     #[arg(long, env = "SEREN_TARGET")]
@@ -186,6 +194,10 @@ pub struct Endpoints {
     /// Source: a SQLite file (`./app.db`, `sqlite:///path/app.db`).
     #[arg(long, env = "SEREN_SOURCE")]
     pub source: String,
+    /// Read the source password from this file (first line) instead of the URL (PostgreSQL,
+    /// MySQL/MariaDB and MongoDB sources).
+    #[arg(long, env = "SEREN_SOURCE_PASSWORD_FILE")]
+    pub source_password_file: Option<PathBuf>,
     /// Target PostgreSQL: `postgresql://user:pass@host:5432/db` or `host=… dbname=…`.
     /// PGPASSWORD and ~/.pgpass work as in psql.
     #[arg(long, env = "SEREN_TARGET")]
@@ -369,9 +381,10 @@ pub struct PgInitArgs {
     #[arg(long, env = "SEREN_INDEX_JOBS")]
     pub index_jobs: Option<usize>,
     /// Split tables bigger than this into block ranges copied in parallel, e.g. `2GB`; `0`
-    /// never splits; `auto` splits at 1 GB on machines with 4+ cores and never below that.
-    #[arg(long, default_value = "auto", env = "SEREN_SPLIT_TABLES_LARGER_THAN")]
-    pub split_tables_larger_than: String,
+    /// never splits; `auto` (the default) splits at 1 GB on machines with 4+ cores and never
+    /// below that.
+    #[arg(long, env = "SEREN_SPLIT_TABLES_LARGER_THAN")]
+    pub split_tables_larger_than: Option<String>,
     /// Start over instead of resuming an interrupted run (drops what it copied).
     #[arg(long, env = "SEREN_NO_RESUME")]
     pub no_resume: bool,
@@ -390,6 +403,34 @@ pub struct PgInitArgs {
     /// Do not copy large objects.
     #[arg(long, env = "SEREN_NO_BLOBS")]
     pub no_blobs: bool,
+}
+
+impl PgInitArgs {
+    /// The flags given that only PostgreSQL sources act on, by name. `--no-sync` and
+    /// `--keep-state` are left out: every source accepts them.
+    pub fn postgres_only_flags(&self) -> Vec<&'static str> {
+        [
+            (
+                self.set_replica_identity_full,
+                "--set-replica-identity-full",
+            ),
+            (self.publication.is_some(), "--publication"),
+            (self.subscription.is_some(), "--subscription"),
+            (self.index_jobs.is_some(), "--index-jobs"),
+            (
+                self.split_tables_larger_than.is_some(),
+                "--split-tables-larger-than",
+            ),
+            (self.no_resume, "--no-resume"),
+            (self.no_owner, "--no-owner"),
+            (self.no_privileges, "--no-privileges"),
+            (self.roles, "--roles"),
+            (self.no_blobs, "--no-blobs"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
 }
 
 /// Source, target, table selection and layout: what `init` copies, `validate` checks and

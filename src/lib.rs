@@ -9,6 +9,7 @@ pub mod interactive;
 pub mod rules;
 pub mod sample;
 pub mod session;
+pub mod source_password;
 pub mod throwaway;
 pub mod view;
 

@@ -13,6 +13,8 @@ pub struct ThrowawayPg {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// The server options `pg_ctl start` was given (port, socket directory, settings).
+    opts: String,
 }
 
 /// The newest installed PostgreSQL server binary directory.
@@ -118,17 +120,13 @@ impl ThrowawayPg {
                 opts.push_str(" -c ");
                 opts.push_str(s);
             }
-            let ok = server_command(&bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-w", "-t", "30", "-o", &opts, "start"])
-                .stdout(Stdio::null())
-                .status()?
-                .success();
-            if ok {
-                return Ok(ThrowawayPg { port, dir, bin });
+            if pg_ctl_start(&bin, &dir, &opts)? {
+                return Ok(ThrowawayPg {
+                    port,
+                    dir,
+                    bin,
+                    opts,
+                });
             }
             // Most likely another process took the port between probe and bind: try another.
         }
@@ -145,6 +143,30 @@ impl ThrowawayPg {
     /// The cluster's directory (data, socket and server log).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Stop the server as an administrator would (fast shutdown: sessions are terminated),
+    /// keep it down for `down`, then start it again with the same data, port and settings.
+    pub fn restart(&self, down: std::time::Duration) -> Result<()> {
+        let stopped = server_command(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status()?
+            .success();
+        if !stopped {
+            bail!(
+                "pg_ctl stop failed for the cluster in {}",
+                self.dir.display()
+            );
+        }
+        std::thread::sleep(down);
+        if !pg_ctl_start(&self.bin, &self.dir, &self.opts)? {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            bail!("could not restart the throwaway PostgreSQL: {}", log.trim());
+        }
+        Ok(())
     }
 
     /// Stop the server (immediate shutdown) and remove its directory.
@@ -164,6 +186,20 @@ impl Drop for ThrowawayPg {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `pg_ctl start` on the cluster in `dir` with server options `opts`, waiting until it accepts
+/// connections; false when it did not start (most likely its port was taken).
+fn pg_ctl_start(bin: &Path, dir: &Path, opts: &str) -> Result<bool> {
+    Ok(server_command(&bin.join("pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-w", "-t", "30", "-o", opts, "start"])
+        .stdout(Stdio::null())
+        .status()?
+        .success())
 }
 
 /// Run `sql` through `psql` against `url` (no `PGPASSWORD` from the environment); returns its

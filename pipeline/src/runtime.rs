@@ -178,10 +178,12 @@ pub fn copy_tables(
 }
 
 /// Attempts per partition when the error is transient (connection lost, serialization
-/// failure, server restarting).
-pub const PARTITION_ATTEMPTS: u32 = 4;
+/// failure, server restarting): the waits between them add up to 31 s, long enough for a
+/// server restart.
+pub const PARTITION_ATTEMPTS: u32 = 6;
 
-/// Copy one partition, retrying transient failures with exponential backoff (1 s, 2 s, 4 s).
+/// Copy one partition, retrying transient failures with exponential backoff (1 s, 2 s, 4 s,
+/// 8 s, 16 s).
 /// A failed attempt has rolled back, so the retry starts from nothing.
 fn copy_with_retries(
     handle: &Handle,

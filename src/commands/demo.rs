@@ -48,6 +48,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             source: db_path.display().to_string(),
             target: target.clone(),
             password_file: None,
+            source_password_file: None,
         },
         selection: Selection::default(),
         layout: Layout {

@@ -36,8 +36,27 @@ async fn sync_start(
     Ok(Some(capture.start_snapshot(readers).await?))
 }
 
+/// A usage error naming the PostgreSQL-only flags given with another kind of source, which
+/// would otherwise be ignored without a word.
+fn refuse_postgres_only_flags(args: &InitArgs) -> Result<()> {
+    let flags = args.postgres.postgres_only_flags();
+    if flags.is_empty() || session::is_postgres(&args.tables.endpoints.source) {
+        return Ok(());
+    }
+    let source = &args.tables.endpoints.source;
+    let shown = seren_postgres::redact_conninfo(source);
+    let kind = crate::connectors::registry().find(source, &shown)?.name();
+    Err(pipeline::Error::config(format!(
+        "{} only {} to PostgreSQL sources; source {shown} is {kind}",
+        flags.join(", "),
+        if flags.len() == 1 { "applies" } else { "apply" }
+    ))
+    .into())
+}
+
 /// Ask what to copy when a person is at a terminal without selection flags, then copy it.
 pub async fn run(mut args: InitArgs, ui: &Ui) -> Result<i32> {
+    refuse_postgres_only_flags(&args)?;
     if interactive::wanted(ui, args.yes, &args.tables.selection) {
         let check = &mut args.tables;
         interactive::choose(&check.endpoints, &mut check.selection, Questions::Copy).await?;

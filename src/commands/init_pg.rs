@@ -35,7 +35,10 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pg = &args.postgres;
-    let split_bytes = split_size(&pg.split_tables_larger_than, cores)?;
+    let split_bytes = split_size(
+        pg.split_tables_larger_than.as_deref().unwrap_or("auto"),
+        cores,
+    )?;
     let index_jobs = pg.index_jobs.unwrap_or(cores).max(1);
     let wanted_jobs = args.jobs.unwrap_or(cores).max(1);
     let budget = clone::free_connections(source)

@@ -40,8 +40,12 @@ pub fn main(cli: Cli) -> i32 {
     };
     let json = cli.json;
     let ui = cli.ui();
+    let mut command = cli.command;
+    if let Err(e) = crate::source_password::resolve(&mut command) {
+        return report(&e, json);
+    }
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Init(args) => init::run(args, &ui).await,
             Command::Validate(args) => validate::run(args, &ui).await,
             Command::Verify(args) => verify::run(args, &ui).await,

@@ -25,6 +25,7 @@ pub async fn run(args: StatusArgs, ui: &Ui) -> Result<i32> {
         source: args.source.clone(),
         target: args.target.clone(),
         password_file: args.password_file.clone(),
+        source_password_file: None,
     })?;
     let Some(every) = args.watch else {
         let report = status::status(&source, &target, args.max_lag).await;

@@ -24,6 +24,7 @@ pub async fn run(args: StatusArgs, ui: &Ui) -> Result<i32> {
         source: args.source.clone(),
         target: args.target.clone(),
         password_file: args.password_file.clone(),
+        source_password_file: None,
     };
     let s = session::open(&endpoints, SourceOptions::default()).await?;
     let state = find_state(&s.target, &*s.source, args.target_schema.as_deref()).await?;

@@ -92,7 +92,8 @@ pub fn fresh_db() -> (String, String) {
     (pg_url(&name), name)
 }
 
-/// The binary under test, with no PostgreSQL environment leaking in from the machine.
+/// The binary under test, with no PostgreSQL or MySQL environment leaking in from the machine
+/// (a test that wants `PGPASSWORD` or `MYSQL_PWD` sets it on the returned command).
 pub fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_seren-replicator"));
     for var in [
@@ -102,6 +103,7 @@ pub fn cli() -> Command {
         "PGUSER",
         "PGDATABASE",
         "PGPASSFILE",
+        "MYSQL_PWD",
         "RUST_LOG",
     ] {
         c.env_remove(var);

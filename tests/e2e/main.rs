@@ -1,9 +1,11 @@
 //! End-to-end tests of the `seren-replicator` binary against real, throwaway servers.
 
+mod bad_input_sources;
 mod bad_input_suite;
 mod connectors_cmd;
 mod copy_encoder;
 mod harness;
+mod huge_values;
 mod interactive;
 mod mariadb;
 mod mongo;
@@ -11,6 +13,7 @@ mod mongo_server;
 mod mysql;
 mod parquet;
 mod pg_clone;
+mod pg_limits;
 mod pg_pair;
 mod pg_passfile;
 mod pg_retry;
@@ -19,6 +22,7 @@ mod pg_status;
 mod pg_sync;
 mod pg_verify;
 mod secrets;
+mod source_passwords;
 mod sqlite_errors;
 mod sqlite_jsonb;
 mod sqlite_native;

@@ -1,9 +1,11 @@
 //! Transient failures during a PostgreSQL → PostgreSQL copy: the target terminates the
-//! connection of a COPY in flight; `init` rolls that partition back, retries it, and finishes
-//! with the target equal to the source.
+//! connection of a COPY in flight, or the whole target server restarts mid-COPY; `init` rolls
+//! that partition back, retries it (reconnecting for up to ~30 s), and finishes with the target
+//! equal to the source.
 
 use crate::harness::cli;
 use crate::pg_pair::{assert_same_data, fresh_source_db, fresh_target_db, script, sql};
+use seren_replicator::throwaway::ThrowawayPg;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,66 @@ fn terminated_copy_connection_is_retried() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(terminated, "never saw the COPY running; stderr:\n{stderr}");
+    assert!(out.status.success(), "init failed:\n{stderr}");
+    assert!(
+        stderr.contains("retrying the partition"),
+        "no retry was logged:\n{stderr}"
+    );
+    let digests = assert_same_data(&src, &dst);
+    assert_eq!(digests["public.t"].0, 600_000);
+}
+
+/// The target server stops (fast shutdown, which ends every session) while a COPY runs and
+/// stays down for 10 s, longer than the three retries of old (7 s in all) lasted.
+#[test]
+fn target_restarted_mid_copy_is_waited_for() {
+    let (src, _) = fresh_source_db();
+    script(
+        &src,
+        "CREATE TABLE t (id bigint PRIMARY KEY, s text);
+         INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 600000) g;",
+    );
+    // Its own cluster: the shared target cluster serves other tests meanwhile.
+    let target = ThrowawayPg::start(&["fsync=off", "synchronous_commit=off"]).unwrap();
+    let dst = target.url("postgres");
+    sql(&dst, "CREATE DATABASE restarted");
+    let dst = target.url("restarted");
+    let child = cli()
+        .args([
+            "-v",
+            "init",
+            "--source",
+            &src,
+            "--target",
+            &dst,
+            "--no-sync",
+            "-y",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let started = Instant::now();
+    let mut copying = false;
+    while started.elapsed() < Duration::from_secs(60) {
+        let n = sql(
+            &dst,
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'COPY %FROM STDIN%'",
+        );
+        if n != "0" {
+            copying = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if copying {
+        target.restart(Duration::from_secs(10)).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(copying, "never saw the COPY running; stderr:\n{stderr}");
     assert!(out.status.success(), "init failed:\n{stderr}");
     assert!(
         stderr.contains("retrying the partition"),

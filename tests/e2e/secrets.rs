@@ -64,7 +64,7 @@ fn init_then_every_command(source: &str, change: impl FnOnce()) -> (String, Stri
 }
 
 /// Every row of every table in the `seren_replicator` state schema of database `db`, as JSON.
-fn state_tables(db: &str) -> String {
+pub fn state_tables(db: &str) -> String {
     let tables = psql(
         db,
         "SELECT string_agg(quote_ident(table_name), ',') FROM information_schema.tables \
@@ -109,13 +109,13 @@ fn cmdlines(pid: u32) -> Vec<String> {
     found
 }
 
-/// Run `args` with the password only in `PGPASSWORD`, sampling every descendant's argument
-/// list until it exits; asserts success and returns everything seen.
-fn run_watching_cmdlines(args: &[&str], password: &str) -> String {
+/// Run `args` with the variables `env` set (e.g. a password in `PGPASSWORD`), sampling every
+/// descendant's argument list until it exits; asserts success and returns everything seen.
+pub fn run_watching_cmdlines(args: &[&str], env: &[(&str, &str)]) -> String {
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = cli()
         .args(args)
-        .env("PGPASSWORD", password)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::from(log.reopen().unwrap()))
         .stderr(std::process::Stdio::from(log.reopen().unwrap()))
         .spawn()
@@ -220,7 +220,7 @@ fn postgresql_source_and_target_passwords_never_show() {
             "--target",
             &bare_dst,
         ],
-        "Pw-9f3kq!x",
+        &[("PGPASSWORD", "Pw-9f3kq!x")],
     ));
     assert_eq!(psql(&dst_db, "SELECT count(*) FROM t"), "1000");
     assert_clean(&[&seen]);

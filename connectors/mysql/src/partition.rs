@@ -6,10 +6,10 @@
 //! `[min, max]` after planning are still read (the readers' snapshot decides what they see).
 
 use crate::catalog::{ident, Table};
-use crate::error::mysql;
+use crate::error::{mysql, server_code};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
-use pipeline::{Partition, Result};
+use pipeline::{Error, ErrorKind, Partition, Result, Side};
 use serde::{Deserialize, Serialize};
 
 /// Integer types whose values order and partition as `i64`.
@@ -21,6 +21,70 @@ const INTEGER_TYPES: [&str; 6] = [
     "integer",
     "bigint",
 ];
+
+/// Server errors that mean the SQL text is wrong: syntax, unknown column, unknown function.
+const SQL_TEXT_ERRORS: [u16; 3] = [1064, 1054, 1305];
+/// `SELECT command denied … for table`.
+const ER_TABLEACCESS_DENIED: u16 = 1142;
+
+/// Check up front, before anything is copied, that the user may read `table` and that the
+/// server accepts `filter` on it (`LIMIT 0` reads no row). A denied read names the GRANT to
+/// run; a rejected filter is a config error.
+async fn check_readable(
+    conn: &mut Conn,
+    db: &str,
+    table: &Table,
+    filter: Option<&str>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT * FROM {}.{} WHERE ({}) LIMIT 0",
+        ident(db),
+        ident(&table.name),
+        filter.unwrap_or("TRUE")
+    );
+    let Err(e) = conn.query_drop(sql).await else {
+        return Ok(());
+    };
+    let reason = match &e {
+        mysql_async::Error::Server(s) => format!("{} (MySQL error {})", s.message, s.code),
+        other => other.to_string(),
+    };
+    match (server_code(&e), filter) {
+        (Some(ER_TABLEACCESS_DENIED), _) => {
+            // `user@host` as the server matched it, for an exact GRANT.
+            let account: Option<String> = conn
+                .query_first("SELECT CURRENT_USER()")
+                .await
+                .ok()
+                .flatten();
+            let grantee = match account.as_deref().and_then(|a| a.rsplit_once('@')) {
+                Some((user, host)) => format!("'{user}'@'{host}'"),
+                None => "the user".to_string(),
+            };
+            Err(Error::new(
+                ErrorKind::Auth,
+                Side::Source,
+                format!(
+                    "table `{}`: {reason}; run: GRANT SELECT ON {}.{} TO {grantee}; or leave \
+                     the table out with --exclude-tables",
+                    table.name,
+                    ident(db),
+                    ident(&table.name)
+                ),
+            )
+            .with_cause(e))
+        }
+        (Some(code), Some(filter)) if SQL_TEXT_ERRORS.contains(&code) => {
+            Err(Error::config(format!(
+                "table `{}`: MySQL rejects the row filter `{filter}`: {reason}; write it in \
+                 MySQL's SQL",
+                table.name
+            ))
+            .with_cause(e))
+        }
+        _ => Err(mysql(e, format!("checking table `{}`", table.name))),
+    }
+}
 
 /// The slice of a table one partition reads.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,7 +121,7 @@ impl Bounds {
     }
 }
 
-/// Plan the partitions of `table`.
+/// Plan the partitions of `table`, once the user may read it and the server accepts `filter`.
 pub(crate) async fn plan(
     conn: &mut Conn,
     db: &str,
@@ -65,6 +129,7 @@ pub(crate) async fn plan(
     filter: Option<&str>,
     partition_rows: u64,
 ) -> Result<Vec<Partition>> {
+    check_readable(conn, db, table, filter).await?;
     let filter = filter.map(str::to_string);
     let single = |rows: u64| {
         let bounds = Bounds {

@@ -184,6 +184,7 @@ impl ClonePlan {
             }
             tables.push(t.clone());
         }
+        pg.check_readable(&tables).await?;
         let copied: HashSet<(String, String)> = tables
             .iter()
             .filter(|t| !schema_only(t))
@@ -538,10 +539,12 @@ impl ClonePlan {
         let (restored, post) = tokio::join!(restore_pre_data, dump.post_data());
         restored?;
         let post = post?;
-        let mut client = target.connect().await?;
-        for name in &self.reset {
-            let t = self.table(name)?;
-            state::reset_table(&mut client, &t.sql_name(), name).await?;
+        if !self.reset.is_empty() {
+            let mut client = target.connect().await?;
+            for name in &self.reset {
+                let t = self.table(name)?;
+                state::reset_table(&mut client, &t.sql_name(), name).await?;
+            }
         }
 
         let data: HashSet<(String, String)> = self
@@ -599,6 +602,9 @@ impl ClonePlan {
         .await
         .map_err(|e| Error::new(ErrorKind::Io, Side::Local, format!("copy task failed: {e}")))??;
 
+        // Connected after the copy: a connection held across it would not survive a target
+        // restarted mid-copy (the partitions reconnect and retry; this must too).
+        let mut client = target.connect().await?;
         if !self.steps_done.contains("post-data") {
             report.warnings.extend(
                 self.finish_post_data(&target, &post.preamble, &rest)

@@ -179,8 +179,12 @@ impl PgTarget {
                 ErrorKind::Auth,
                 format!(
                     "{side} PostgreSQL at {at} asks user \"{}\" for a password and none was \
-                     given; put it in the URL, PGPASSWORD, ~/.pgpass or --password-file",
-                    self.user()
+                     given; put it in the URL, PGPASSWORD, ~/.pgpass or {}",
+                    self.user(),
+                    match self.side {
+                        Side::Source => "--source-password-file",
+                        _ => "--password-file",
+                    }
                 ),
             ),
             _ => (
@@ -220,7 +224,28 @@ pub fn query_error(side: Side, what: &str, e: tokio_postgres::Error) -> Error {
              connect as the owner",
         );
     }
+    if let Some(hint) = e.code().and_then(resource_hint) {
+        msg.push_str(hint);
+    }
     Error::new(kind, side, msg).retryable(transient)
+}
+
+/// What to do when the server ran out of disk (SQLSTATE 53100) or hit a configured limit such
+/// as `temp_file_limit`, which index builds count against (53400).
+fn resource_hint(code: &SqlState) -> Option<&'static str> {
+    match code.code() {
+        "53100" => Some(
+            "; the server's disk is full: free space on it (or move the database to a \
+             tablespace with room), then run the command again (init from PostgreSQL resumes \
+             where it stopped)",
+        ),
+        "53400" => Some(
+            "; a server limit was reached (such as temp_file_limit): raise it, e.g. \
+             ALTER SYSTEM SET temp_file_limit = -1 and SELECT pg_reload_conf(), then run the \
+             command again (init from PostgreSQL resumes where it stopped)",
+        ),
+        _ => None,
+    }
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -440,6 +465,15 @@ mod tests {
             Some("fallback")
         );
         assert_eq!(pgpass_match(file, "other", "5432", "z", "carol"), None);
+    }
+
+    #[test]
+    fn resource_errors_say_what_to_do() {
+        let disk = resource_hint(&SqlState::DISK_FULL).unwrap();
+        assert!(disk.contains("disk is full") && disk.contains("free space"));
+        let limit = resource_hint(&SqlState::CONFIGURATION_LIMIT_EXCEEDED).unwrap();
+        assert!(limit.contains("raise it") && limit.contains("temp_file_limit"));
+        assert_eq!(resource_hint(&SqlState::UNIQUE_VIOLATION), None);
     }
 
     #[test]

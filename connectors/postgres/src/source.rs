@@ -108,6 +108,56 @@ impl PgSource {
         &self.server
     }
 
+    /// Fail, naming them and the GRANTs to run, when this user may not read some of `tables`
+    /// (no SELECT on the table, or no USAGE on its schema): checked before anything is dumped
+    /// or copied.
+    pub async fn check_readable(&self, tables: &[PgTable]) -> Result<()> {
+        let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+        let rows = self
+            .catalog
+            .query(
+                "SELECT c.oid FROM pg_class c WHERE c.oid = ANY($1) \
+                 AND NOT (has_schema_privilege(c.relnamespace, 'USAGE') \
+                          AND has_table_privilege(c.oid, 'SELECT'))",
+                &[&oids],
+            )
+            .await
+            .map_err(|e| query_error(Side::Source, "checking read privileges", e))?;
+        let denied: Vec<&PgTable> = rows
+            .iter()
+            .filter_map(|r| {
+                let oid: u32 = r.get(0);
+                tables.iter().find(|t| t.oid == oid)
+            })
+            .collect();
+        if denied.is_empty() {
+            return Ok(());
+        }
+        let user = crate::ddl::quote_ident(self.server.user());
+        let names: Vec<String> = denied.iter().map(|t| t.display()).collect();
+        let grants: Vec<String> = denied
+            .iter()
+            .map(|t| {
+                format!(
+                    "GRANT USAGE ON SCHEMA {} TO {user}; GRANT SELECT ON {} TO {user};",
+                    crate::ddl::quote_ident(&t.schema),
+                    t.sql_name()
+                )
+            })
+            .collect();
+        Err(Error::new(
+            ErrorKind::Auth,
+            Side::Source,
+            format!(
+                "source user {} cannot read {}; run as their owner: {} or leave them out with \
+                 --exclude-tables",
+                self.server.user(),
+                names.join(", "),
+                grants.join(" ")
+            ),
+        ))
+    }
+
     /// Read every table from the catalog (under the snapshot) and remember them for `open`.
     pub async fn load_tables(&self) -> Result<Vec<PgTable>> {
         let tables = catalog::tables(&self.catalog).await?;

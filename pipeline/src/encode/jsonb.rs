@@ -21,6 +21,11 @@ pub const JSONB_COLUMNS: [&str; 3] = ["id", "data", "_source_type"];
 /// Version byte that opens a binary `jsonb` value.
 const JSONB_VERSION: u8 = 1;
 
+/// The largest `jsonb` value PostgreSQL stores (`JENTRY_OFFLENMASK`, 2^28 - 1 bytes). Rows are
+/// checked against it by the size of their JSON text, which the binary form rarely undercuts:
+/// refused here, before PostgreSQL sees the row, with the fix.
+const JSONB_MAX_BYTES: usize = 0x0FFF_FFFF;
+
 /// Encodes batches as JSONB-mode tuples.
 pub struct JsonbEncoder {
     table: String,
@@ -132,7 +137,7 @@ impl JsonbEncoder {
         let name = |index: usize| self.schema.field(index).name().as_str();
         out.put_i16(JSONB_COLUMNS.len() as i16);
 
-        let field = begin_field(out);
+        let id_field = begin_field(out);
         if let [single] = id {
             single
                 .write_text(row, out)
@@ -150,7 +155,7 @@ impl JsonbEncoder {
             }
             out.put_u8(b']');
         }
-        end_field(out, field).map_err(|p| (JSONB_COLUMNS[0], p))?;
+        end_field(out, id_field).map_err(|p| (JSONB_COLUMNS[0], p))?;
 
         if let ([_], [column], true) = (&self.data[..], data, self.document) {
             if column.is_null(row) {
@@ -164,6 +169,7 @@ impl JsonbEncoder {
         out.put_u8(JSONB_VERSION);
         if let ([(index, _)], [column], true) = (&self.data[..], data, self.document) {
             column.write(row, out).map_err(|p| (name(*index), p))?;
+            check_jsonb_size(out, id_field, field)?;
             end_field(out, field).map_err(|p| (JSONB_COLUMNS[1], p))?;
             out.extend_from_slice(&self.source_type);
             return Ok(());
@@ -174,11 +180,34 @@ impl JsonbEncoder {
             column.write(row, out).map_err(|p| (name(*index), p))?;
         }
         out.put_u8(b'}');
+        check_jsonb_size(out, id_field, field)?;
         end_field(out, field).map_err(|p| (JSONB_COLUMNS[1], p))?;
 
         out.extend_from_slice(&self.source_type);
         Ok(())
     }
+}
+
+/// Refuse a `data` document (the field begun at `data_field`, after the `id` field begun at
+/// `id_field`) too big for `jsonb`, naming the row's id and the fix.
+fn check_jsonb_size<'a>(
+    out: &BytesMut,
+    id_field: usize,
+    data_field: usize,
+) -> Result<(), (&'a str, Problem)> {
+    let len = out.len() - data_field - 4 - 1;
+    if len <= JSONB_MAX_BYTES {
+        return Ok(());
+    }
+    let id = String::from_utf8_lossy(&out[id_field + 4..data_field]);
+    Err((
+        JSONB_COLUMNS[1],
+        format!(
+            "the row with id {id} is a JSON document of {len} bytes, more than the \
+             {JSONB_MAX_BYTES} bytes a PostgreSQL jsonb value can hold; copy this table in \
+             native mode (--mode native), where each column's value may reach 1 GB"
+        ),
+    ))
 }
 
 impl BatchEncoder for JsonbEncoder {
