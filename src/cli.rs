@@ -44,6 +44,84 @@ pub enum Command {
     Connectors,
     /// Write every selected source table to Parquet files: `<target>/<table>/part-00000.parquet` ….
     Export(ExportArgs),
+    /// Run the job server: an HTTP API that runs `init` jobs as child processes.
+    Serve(ServeArgs),
+    /// Jobs on a job server: `status`, `logs`, `cancel`, `list`.
+    Jobs(JobsArgs),
+}
+
+/// `serve` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free port and prints it).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SEREN_LISTEN")]
+    pub listen: String,
+    /// Job store: a SQLite file, created if missing (`jobs.sqlite`), or a PostgreSQL database
+    /// (`postgresql://…`; tables in schema `seren_jobs`).
+    #[arg(long, env = "SEREN_STATE")]
+    pub state: String,
+    /// Bearer tokens clients must present, one per line (blank lines and `#` comments ignored).
+    #[arg(long, env = "SEREN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Accept requests without a token (only on a loopback address).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// The 32-byte key that encrypts job credentials at rest: a file holding 32 raw bytes, or
+    /// 64 hex digits, or base64 (else the `SEREN_JOB_KEY` variable, hex or base64).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Stop a job that runs longer than this (`30m`, `8h`, `2d`, or seconds), unless the job
+    /// asks for its own timeout.
+    #[arg(long, default_value = "8h", env = "SEREN_JOB_TIMEOUT")]
+    pub job_timeout: String,
+    /// After SIGINT (timeout or cancel), wait this long before SIGKILL.
+    #[arg(long, default_value = "30s", env = "SEREN_KILL_GRACE")]
+    pub kill_grace: String,
+}
+
+/// Where the job server is and how to authenticate: shared by `init --remote` and `jobs`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteArgs {
+    /// Run on this job server instead of here (`http://host:8080`).
+    #[arg(long, global = true, env = "SEREN_REMOTE_API")]
+    pub remote: Option<String>,
+    /// Read the job server's bearer token from this file (its first line that is not blank or
+    /// a `#` comment); else `SEREN_REMOTE_TOKEN`.
+    #[arg(long, global = true, env = "SEREN_REMOTE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `jobs` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: JobsCommand,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+}
+
+/// `jobs` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// One job: status, exit code, progress per database and table.
+    Status {
+        /// Job id.
+        id: String,
+    },
+    /// A job's output (passwords removed).
+    Logs {
+        /// Job id.
+        id: String,
+    },
+    /// Stop a job (SIGINT, then SIGKILL after the server's grace period).
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Every job, newest first.
+    List,
 }
 
 /// `export` arguments.
@@ -351,9 +429,19 @@ pub struct InitArgs {
     /// Do not ask anything: no table selection, no confirmation.
     #[arg(short = 'y', long, env = "SEREN_YES")]
     pub yes: bool,
-    /// Run on this machine (the only execution mode so far).
+    /// Run on this machine even when `SEREN_REMOTE_API` is set.
     #[arg(long)]
     pub local: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteArgs,
+    /// With `--remote`: stop the job after this long (`12h`, or seconds; the server's default
+    /// otherwise).
+    #[arg(long, env = "SEREN_JOB_TIMEOUT")]
+    pub job_timeout: Option<String>,
+    /// Print a JSON progress line on stderr every second (what the job server reads).
+    #[arg(long, env = "SEREN_JSON_PROGRESS")]
+    pub json_progress: bool,
     /// PostgreSQL → PostgreSQL settings.
     #[command(flatten)]
     pub postgres: PgInitArgs,

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod connectors;
 pub mod databases;
 pub mod interactive;
+pub mod jobs;
 pub mod rules;
 pub mod sample;
 pub mod session;

@@ -61,7 +61,7 @@ pub fn url_component(text: &str) -> String {
 
 /// `conninfo` with `password` added, in the string's own syntax: a percent-encoded URL
 /// parameter, or a quoted `key=value` pair.
-pub(crate) fn with_password(conninfo: &str, password: &str) -> String {
+pub fn with_password(conninfo: &str, password: &str) -> String {
     if conninfo.contains("://") {
         let encoded = url_component(password);
         let sep = if conninfo.contains('?') { '&' } else { '?' };

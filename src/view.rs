@@ -210,6 +210,75 @@ pub fn print_summary(outcomes: &[TableOutcome], seconds: f64, warnings: &[String
     }
 }
 
+/// JSON progress lines on stderr (`init --json-progress`): one a second while the copy runs and
+/// a last one when dropped. The job server reads them to report a job's progress per database
+/// and table; they never carry a connection string.
+pub struct JsonProgress {
+    last: Option<(Arc<Progress>, String)>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl JsonProgress {
+    /// Start printing `progress` of `database` (a name or the source's location), if `enabled`.
+    pub fn start(progress: Arc<Progress>, database: &str, enabled: bool) -> JsonProgress {
+        if !enabled {
+            return JsonProgress {
+                last: None,
+                task: None,
+            };
+        }
+        let (p, db) = (progress.clone(), database.to_string());
+        let task = tokio::spawn(async move {
+            loop {
+                eprintln!("{}", progress_line(&p, &db));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        JsonProgress {
+            last: Some((progress, database.to_string())),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for JsonProgress {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        if let Some((p, db)) = self.last.take() {
+            eprintln!("{}", progress_line(&p, &db));
+        }
+    }
+}
+
+/// One progress line: `{"event": "progress", "database", "rows", "rows_expected", "bytes",
+/// "tables": [{"table", "state", "rows", "rows_expected", "bytes"}]}`.
+pub fn progress_line(progress: &Progress, database: &str) -> serde_json::Value {
+    let s = progress.snapshot();
+    let tables: Vec<_> = progress
+        .tables
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "table": t.name,
+                "state": t.state(),
+                "rows": t.rows(),
+                "rows_expected": t.rows_expected,
+                "bytes": t.bytes(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "event": "progress",
+        "database": database,
+        "rows": s.rows,
+        "rows_expected": s.rows_expected,
+        "bytes": s.bytes,
+        "tables": tables,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

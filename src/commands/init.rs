@@ -54,8 +54,13 @@ fn refuse_postgres_only_flags(args: &InitArgs) -> Result<()> {
     .into())
 }
 
-/// Ask what to copy when a person is at a terminal without selection flags, then copy it.
+/// Hand the run to a job server when asked (`--remote`); else ask what to copy when a person is
+/// at a terminal without selection flags, then copy it.
 pub async fn run(mut args: InitArgs, ui: &Ui) -> Result<i32> {
+    // A job server runs it instead (`--remote` or SEREN_REMOTE_API, unless `--local`).
+    if let Some(api) = args.remote.remote.as_deref().filter(|_| !args.local) {
+        return super::remote::init(api, &args, ui).await;
+    }
     refuse_postgres_only_flags(&args)?;
     if interactive::wanted(ui, args.yes, &args.tables.selection) {
         let check = &mut args.tables;
@@ -208,6 +213,8 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
     let opts = RunOptions { jobs, cancel };
     let started = Instant::now();
     let view = view::ProgressView::start(progress.clone(), ui);
+    let json_view =
+        view::JsonProgress::start(progress.clone(), &s.source.location(), args.json_progress);
     let handle = tokio::runtime::Handle::current();
     let (source, run_sink, run_progress) = (s.source.clone(), sink.clone(), progress.clone());
     let outcome = tokio::task::spawn_blocking(move || {
@@ -215,6 +222,7 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
     })
     .await?;
     drop(view);
+    drop(json_view);
     let outcomes = outcome?;
     let state = SyncState {
         key: SyncKey {

@@ -160,8 +160,10 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
             )
         })));
         let view = view::ProgressView::start(progress.clone(), ui);
+        let json_view = view::JsonProgress::start(progress.clone(), &db, args.json_progress);
         let outcome = plan.run(progress, cancel.clone()).await;
         drop(view);
+        drop(json_view);
         let report = outcome.map_err(|e| e.context(format!("database {db}")))?;
         results.push((db, report));
     }

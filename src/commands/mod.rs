@@ -5,6 +5,8 @@ mod export;
 mod init;
 mod init_pg;
 mod pg_scope;
+mod remote;
+mod serve;
 mod status;
 mod status_source;
 mod sync;
@@ -59,6 +61,8 @@ pub fn main(cli: Cli) -> i32 {
             Command::Status(args) => status::run(args, &ui).await,
             Command::Export(args) => export::run(args, &ui).await,
             Command::Sync(args) => sync::run(args, &ui).await,
+            Command::Serve(args) => serve::run(args, &ui).await,
+            Command::Jobs(args) => remote::run(args, &ui).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -21,6 +21,7 @@ mod pg_schema;
 mod pg_status;
 mod pg_sync;
 mod pg_verify;
+mod remote;
 mod secrets;
 mod source_passwords;
 mod sqlite_errors;
