@@ -11,71 +11,38 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn terminated_copy_connection_is_retried() {
-    let (src, _) = fresh_source_db();
-    script(
-        &src,
-        "CREATE TABLE t (id bigint PRIMARY KEY, s text);
-         INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 600000) g;",
-    );
     let (dst, _) = fresh_target_db();
-    let child = cli()
-        .args([
-            "-v",
-            "init",
-            "--source",
-            &src,
-            "--target",
+    copy_interrupted(&dst, || {
+        sql(
             &dst,
-            "--no-sync",
-            "-y",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-
-    // Terminate the target backend running the COPY as soon as it shows up.
-    let started = Instant::now();
-    let mut terminated = false;
-    while started.elapsed() < Duration::from_secs(60) {
-        let n = sql(
-            &dst,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = current_database() AND query LIKE 'COPY %FROM STDIN%'",
         );
-        if n != "0" {
-            terminated = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(terminated, "never saw the COPY running; stderr:\n{stderr}");
-    assert!(out.status.success(), "init failed:\n{stderr}");
-    assert!(
-        stderr.contains("retrying the partition"),
-        "no retry was logged:\n{stderr}"
-    );
-    let digests = assert_same_data(&src, &dst);
-    assert_eq!(digests["public.t"].0, 600_000);
+    });
 }
 
 /// The target server stops (fast shutdown, which ends every session) while a COPY runs and
 /// stays down for 10 s, longer than the three retries of old (7 s in all) lasted.
 #[test]
 fn target_restarted_mid_copy_is_waited_for() {
+    // Its own cluster: the shared target cluster serves other tests meanwhile.
+    let target = ThrowawayPg::start(&["fsync=off", "synchronous_commit=off"]).unwrap();
+    sql(&target.url("postgres"), "CREATE DATABASE restarted");
+    copy_interrupted(&target.url("restarted"), || {
+        target.restart(Duration::from_secs(10)).unwrap();
+    });
+}
+
+/// `init -v` copies a 600,000-row table into `dst`; `interrupt` runs as soon as the target
+/// shows the COPY in flight. The run must log a retry, succeed, and leave the target equal to
+/// the source.
+fn copy_interrupted(dst: &str, interrupt: impl FnOnce()) {
     let (src, _) = fresh_source_db();
     script(
         &src,
         "CREATE TABLE t (id bigint PRIMARY KEY, s text);
          INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 600000) g;",
     );
-    // Its own cluster: the shared target cluster serves other tests meanwhile.
-    let target = ThrowawayPg::start(&["fsync=off", "synchronous_commit=off"]).unwrap();
-    let dst = target.url("postgres");
-    sql(&dst, "CREATE DATABASE restarted");
-    let dst = target.url("restarted");
     let child = cli()
         .args([
             "-v",
@@ -83,7 +50,7 @@ fn target_restarted_mid_copy_is_waited_for() {
             "--source",
             &src,
             "--target",
-            &dst,
+            dst,
             "--no-sync",
             "-y",
         ])
@@ -96,18 +63,16 @@ fn target_restarted_mid_copy_is_waited_for() {
     let mut copying = false;
     while started.elapsed() < Duration::from_secs(60) {
         let n = sql(
-            &dst,
+            dst,
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND query LIKE 'COPY %FROM STDIN%'",
         );
         if n != "0" {
             copying = true;
+            interrupt();
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    if copying {
-        target.restart(Duration::from_secs(10)).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -117,6 +82,6 @@ fn target_restarted_mid_copy_is_waited_for() {
         stderr.contains("retrying the partition"),
         "no retry was logged:\n{stderr}"
     );
-    let digests = assert_same_data(&src, &dst);
+    let digests = assert_same_data(&src, dst);
     assert_eq!(digests["public.t"].0, 600_000);
 }

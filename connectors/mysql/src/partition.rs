@@ -51,16 +51,9 @@ async fn check_readable(
     };
     match (server_code(&e), filter) {
         (Some(ER_TABLEACCESS_DENIED), _) => {
-            // `user@host` as the server matched it, for an exact GRANT.
-            let account: Option<String> = conn
-                .query_first("SELECT CURRENT_USER()")
+            let grantee = crate::preflight::grantee(conn)
                 .await
-                .ok()
-                .flatten();
-            let grantee = match account.as_deref().and_then(|a| a.rsplit_once('@')) {
-                Some((user, host)) => format!("'{user}'@'{host}'"),
-                None => "the user".to_string(),
-            };
+                .unwrap_or_else(|| "the user".to_string());
             Err(Error::new(
                 ErrorKind::Auth,
                 Side::Source,

@@ -1,8 +1,10 @@
 //! What `validate` checks on a MySQL/MariaDB source before a copy (`Source::preflight`): the
 //! server version, and that the user can read every selected table.
 
+use crate::catalog::ident;
 use crate::conn::MySqlLocation;
 use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
 use pipeline::{Check, TableInfo};
 
 /// Oldest supported versions: MySQL 5.7 and MariaDB 10.2 (JSON functions, `information_schema`
@@ -33,9 +35,16 @@ fn version_check(version: &str) -> Result<String, String> {
     }
 }
 
-/// `name` quoted as a MySQL identifier.
-fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+/// The account the server matched the user to, as `'user'@'host'`: the grantee of an exact
+/// GRANT.
+pub(crate) async fn grantee(conn: &mut Conn) -> Option<String> {
+    let account: Option<String> = conn
+        .query_first("SELECT CURRENT_USER()")
+        .await
+        .ok()
+        .flatten();
+    let (user, host) = account.as_deref()?.rsplit_once('@')?;
+    Some(format!("'{user}'@'{host}'"))
 }
 
 /// The version and read-privilege checks (see the module documentation).
@@ -53,20 +62,13 @@ pub(crate) async fn checks(location: &MySqlLocation, tables: &[TableInfo]) -> Ve
             Err(e) => Err(e.to_string()),
         },
     )];
-    // `user@host` as the server matched it, for an exact GRANT.
-    let account: Option<String> = conn
-        .query_first("SELECT CURRENT_USER()")
+    let grantee = grantee(&mut conn)
         .await
-        .ok()
-        .flatten();
-    let grantee = match account.as_deref().and_then(|a| a.rsplit_once('@')) {
-        Some((user, host)) => format!("'{user}'@'{host}'"),
-        None => format!("'{}'@'%'", location.user()),
-    };
+        .unwrap_or_else(|| format!("'{}'@'%'", location.user()));
     let db = location.database();
     let mut denied = Vec::new();
     for t in tables {
-        let table = format!("{}.{}", quote(db), quote(&t.name));
+        let table = format!("{}.{}", ident(db), ident(&t.name));
         let probe = format!("SELECT * FROM {table} LIMIT 0");
         if let Err(e) = conn.query_drop(&probe).await {
             let reason = match &e {
