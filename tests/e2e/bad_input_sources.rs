@@ -4,41 +4,14 @@
 //! predicates the source rejects, a source password that cannot be used, and config files
 //! of the wrong shape.
 
-use crate::bad_input_suite::{assert_clean, pw_url};
-use crate::harness::{fresh_db, pg_port, psql, run, tempdir};
+use crate::bad_input_suite::{fails, pw_url, sqlite_source, PASSWORD, PASSWORD_URL};
+use crate::harness::{fresh_db, pg_port, psql, tempdir};
 use crate::mariadb;
-use rusqlite::Connection;
-
-const PASSWORD_URL: &str = "Pw-9f3kq%21x";
-
-/// Run `args`, assert exit `code`, no panic/secret and every word in stdout+stderr.
-fn fails(args: &[&str], code: i32, words: &[&str]) {
-    let (got, out, err) = run(args);
-    let all = format!("{out}{err}");
-    assert_eq!(got, code, "{args:?}\n{all}");
-    assert_clean(&[&out, &err]);
-    for w in words {
-        assert!(all.contains(w), "missing `{w}` in:\n{all}");
-    }
-}
 
 fn init<'a>(source: &'a str, target: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["init", "-y", "--source", source, "--target", target];
     v.extend_from_slice(extra);
     v
-}
-
-/// A SQLite file with `t(id, s)` (3 rows), in `dir`.
-fn sqlite_source(dir: &tempfile::TempDir) -> String {
-    let p = dir.path().join("s.db");
-    Connection::open(&p)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT);
-             INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
-        )
-        .unwrap();
-    p.display().to_string()
 }
 
 // ---- PostgreSQL-only flags with other sources --------------------------------------------------
@@ -134,7 +107,7 @@ fn postgresql_source_table_without_select() {
         &db,
         "CREATE TABLE open (id int PRIMARY KEY); CREATE TABLE secret (id int PRIMARY KEY);",
     );
-    let role = crate::harness::password_role("ro", "Pw-9f3kq!x", "");
+    let role = crate::harness::password_role("ro", PASSWORD, "");
     psql(&db, &format!("GRANT SELECT ON open TO {role}"));
     let src = format!(
         "postgresql://{role}:{PASSWORD_URL}@127.0.0.1:{}/{db}",
@@ -164,7 +137,7 @@ fn mysql_source_table_without_select() {
     mariadb::sql(
         "",
         &format!(
-            "CREATE USER '{user}'@'%' IDENTIFIED BY 'Pw-9f3kq!x';
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}';
              GRANT SELECT ON {db}.a TO '{user}'@'%'; GRANT INSERT ON {db}.b TO '{user}'@'%';"
         ),
     );
@@ -217,7 +190,7 @@ fn source_password_file_for_a_sqlite_source() {
     let dir = tempdir();
     let src = sqlite_source(&dir);
     let pw = dir.path().join("pw");
-    std::fs::write(&pw, "Pw-9f3kq!x\n").unwrap();
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let (dst, _) = fresh_db();
     fails(
         &init(
@@ -234,7 +207,7 @@ fn source_password_file_for_a_sqlite_source() {
 fn source_password_file_without_a_user_in_the_url() {
     let dir = tempdir();
     let pw = dir.path().join("pw");
-    std::fs::write(&pw, "Pw-9f3kq!x\n").unwrap();
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let (dst, _) = fresh_db();
     fails(
         &init(

@@ -8,8 +8,8 @@ use rusqlite::Connection;
 use std::sync::OnceLock;
 
 /// A distinctive password, in URLs percent-encoded as `PASSWORD_URL`.
-const PASSWORD: &str = "Pw-9f3kq!x";
-const PASSWORD_URL: &str = "Pw-9f3kq%21x";
+pub const PASSWORD: &str = "Pw-9f3kq!x";
+pub const PASSWORD_URL: &str = "Pw-9f3kq%21x";
 
 /// A superuser that must authenticate with scram-sha-256 on 127.0.0.1 (others keep trust).
 pub fn password_role() -> &'static str {
@@ -37,7 +37,7 @@ pub fn assert_clean(texts: &[&str]) {
 }
 
 /// Run `args`, assert exit `code`, no panic/secret and every word in stdout+stderr; returns it.
-fn fails(args: &[&str], code: i32, words: &[&str]) -> String {
+pub fn fails(args: &[&str], code: i32, words: &[&str]) -> String {
     let (got, out, err) = run(args);
     let all = format!("{out}{err}");
     assert_eq!(got, code, "{args:?}\n{all}");
@@ -48,9 +48,8 @@ fn fails(args: &[&str], code: i32, words: &[&str]) -> String {
     all
 }
 
-/// A target database and a SQLite file with one table `t` (3 rows).
-fn sqlite_pair() -> (tempfile::TempDir, String, String) {
-    let dir = tempdir();
+/// A SQLite file with one table `t(id, s)` (3 rows), in `dir`.
+pub fn sqlite_source(dir: &tempfile::TempDir) -> String {
     let p = dir.path().join("s.db");
     Connection::open(&p)
         .unwrap()
@@ -59,8 +58,15 @@ fn sqlite_pair() -> (tempfile::TempDir, String, String) {
              INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
         )
         .unwrap();
+    p.display().to_string()
+}
+
+/// A target database and a SQLite file with one table `t` (3 rows).
+fn sqlite_pair() -> (tempfile::TempDir, String, String) {
+    let dir = tempdir();
+    let src = sqlite_source(&dir);
     let (url, _) = fresh_db();
-    (dir, p.display().to_string(), url)
+    (dir, src, url)
 }
 
 /// A PostgreSQL source database with `public.t(id, s, at)` (3 rows) and an empty target.

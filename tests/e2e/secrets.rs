@@ -2,11 +2,9 @@
 //! `--json`, `-v`), the target's state tables and the child processes' argument lists are
 //! searched for it, raw and percent-encoded.
 
-use crate::bad_input_suite::{assert_clean, password_role, pw_url};
+use crate::bad_input_suite::{assert_clean, password_role, pw_url, PASSWORD, PASSWORD_URL};
 use crate::harness::{cli, fresh_db, psql, run};
 use crate::mariadb;
-
-const PASSWORD_URL: &str = "Pw-9f3kq%21x";
 
 /// Run `args` three ways (plain, `--json`, `-v`); assert each exit is in `codes`; returns output.
 fn every_way(args: &[&str], codes: &[i32]) -> String {
@@ -220,7 +218,7 @@ fn postgresql_source_and_target_passwords_never_show() {
             "--target",
             &bare_dst,
         ],
-        &[("PGPASSWORD", "Pw-9f3kq!x")],
+        &[("PGPASSWORD", PASSWORD)],
     ));
     assert_eq!(psql(&dst_db, "SELECT count(*) FROM t"), "1000");
     assert_clean(&[&seen]);
@@ -228,20 +226,7 @@ fn postgresql_source_and_target_passwords_never_show() {
 
 #[test]
 fn mysql_source_and_postgresql_target_passwords_never_show() {
-    let (_, db) = mariadb::fresh_db();
-    mariadb::sql(
-        &db,
-        "CREATE TABLE t (id INT PRIMARY KEY, s TEXT);
-         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
-    );
-    let user = format!("s_{:08x}", rand::random::<u32>());
-    mariadb::sql(
-        "",
-        &format!(
-            "CREATE USER '{user}'@'%' IDENTIFIED BY 'Pw-9f3kq!x';
-             GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
-        ),
-    );
+    let (db, user) = mariadb_password_user("s");
     let source = mariadb::url(&user, PASSWORD_URL, &db);
     let mut seen = snapshot_copies(&source);
     let (target, flow) = init_then_every_command(&source, || {
@@ -260,7 +245,7 @@ fn mongodb_source_and_postgresql_target_passwords_never_show() {
     use seren_mongodb::mongodb::bson::{doc, Document};
     use seren_mongodb::mongodb::Client;
     let dir = crate::harness::tempdir();
-    let server = crate::mongo::auth_server(dir.path(), "app", "Pw-9f3kq!x");
+    let server = crate::mongo::auth_server(dir.path(), "app", PASSWORD);
     let port = server.port;
     crate::mongo::block_on(async {
         let uri = format!(
@@ -287,4 +272,24 @@ fn mongodb_source_and_postgresql_target_passwords_never_show() {
     seen.push_str(&format!("{out}{err}"));
     assert_clean(&[&seen]);
     server.stop();
+}
+
+/// A MariaDB database holding `t` (3 rows), and a new user `<prefix>_…` of password `PASSWORD`
+/// with every privilege: (database, user).
+pub fn mariadb_password_user(prefix: &str) -> (String, String) {
+    let (_, db) = mariadb::fresh_db();
+    mariadb::sql(
+        &db,
+        "CREATE TABLE t (id INT PRIMARY KEY, s TEXT);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
+    );
+    let user = format!("{prefix}_{:08x}", rand::random::<u32>());
+    mariadb::sql(
+        "",
+        &format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}';
+             GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
+        ),
+    );
+    (db, user)
 }

@@ -4,13 +4,10 @@
 //! of the CLI or its children. An unreadable file is a usage error naming it, for every command
 //! that takes a source.
 
-use crate::bad_input_suite::{assert_clean, password_role};
+use crate::bad_input_suite::{assert_clean, password_role, PASSWORD};
 use crate::harness::{fresh_db, pg_port, pg_url, psql, run, tempdir};
 use crate::mariadb;
-use crate::secrets::{run_watching_cmdlines, state_tables};
-
-/// The password of `bad_input_suite::password_role`, and of the MariaDB users made here.
-const PASSWORD: &str = "Pw-9f3kq!x";
+use crate::secrets::{mariadb_password_user, run_watching_cmdlines, state_tables};
 
 /// A file holding the password on its first line (and a second line that must be ignored).
 fn password_file(dir: &tempfile::TempDir) -> String {
@@ -79,20 +76,7 @@ fn postgresql_source_password_from_a_file() {
 /// A MariaDB database with `t` (3 rows) and a user of password `PASSWORD`; returns the source
 /// URL without the password.
 fn mariadb_source() -> String {
-    let (_, db) = mariadb::fresh_db();
-    mariadb::sql(
-        &db,
-        "CREATE TABLE t (id INT PRIMARY KEY, s TEXT);
-         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
-    );
-    let user = format!("p_{:08x}", rand::random::<u32>());
-    mariadb::sql(
-        "",
-        &format!(
-            "CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}';
-             GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
-        ),
-    );
+    let (db, user) = mariadb_password_user("p");
     mariadb::url(&user, "", &db)
 }
 
