@@ -30,18 +30,30 @@ pub async fn open(endpoints: &Endpoints, options: SourceOptions) -> Result<Sessi
 
 /// The target's connection settings, with the password from `--password-file` when given.
 pub fn target(endpoints: &Endpoints) -> Result<PgTarget> {
-    let mut conninfo = endpoints.target.clone();
-    if let Some(file) = &endpoints.password_file {
-        let pw = std::fs::read_to_string(file).map_err(|e| {
-            Error::config(format!(
-                "cannot read the password file {}: {e}; check --password-file",
-                file.display()
-            ))
-        })?;
-        let pw = pw.lines().next().unwrap_or_default();
-        conninfo = with_password(&conninfo, pw);
-    }
-    Ok(PgTarget::parse(&conninfo, Side::Target)?)
+    Ok(PgTarget::parse(&target_conninfo(endpoints)?, Side::Target)?)
+}
+
+/// The target's connection string, with the password from `--password-file` when given.
+pub fn target_conninfo(endpoints: &Endpoints) -> Result<String> {
+    Ok(match &endpoints.password_file {
+        Some(file) => {
+            let pw = read_password_file(file, "password file", "--password-file")?;
+            with_password(&endpoints.target, &pw)
+        }
+        None => endpoints.target.clone(),
+    })
+}
+
+/// The first line of a password file; an unreadable file is a usage error naming it (`what`)
+/// and the flag that gave it.
+pub fn read_password_file(file: &std::path::Path, what: &str, flag: &str) -> Result<String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::config(format!(
+            "cannot read the {what} {}: {e}; check {flag}",
+            file.display()
+        ))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 /// Whether a source string names a PostgreSQL server (URL or `key=value` conninfo).

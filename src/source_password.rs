@@ -49,15 +49,9 @@ fn with_source_password(
             _ => source.to_string(),
         });
     };
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Error::config(format!(
-            "cannot read the source password file {}: {e}; check --source-password-file",
-            file.display()
-        ))
-    })?;
-    let pw = text.lines().next().unwrap_or_default();
+    let pw = session::read_password_file(file, "source password file", "--source-password-file")?;
     if session::is_postgres(source) {
-        return Ok(session::with_password(source, pw));
+        return Ok(session::with_password(source, &pw));
     }
     let shown = seren_postgres::redact_conninfo(source);
     if !(is_mysql(source) || is_mongodb(source)) {
@@ -67,7 +61,7 @@ fn with_source_password(
         ))
         .into());
     }
-    with_url_password(source, pw).ok_or_else(|| {
+    with_url_password(source, &pw).ok_or_else(|| {
         Error::config(format!(
             "--source-password-file: source `{shown}` names no user to give the password to; \
              add one, e.g. mysql://USER@HOST/DB or mongodb://USER@HOST/DB"

@@ -105,18 +105,7 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
             "--dry-run cannot be used with --remote: run it locally (add --local)"
         ));
     }
-    let target = match &t.endpoints.password_file {
-        Some(file) => {
-            let pw = std::fs::read_to_string(file).map_err(|e| {
-                Error::config(format!(
-                    "cannot read the password file {}: {e}; check --password-file",
-                    file.display()
-                ))
-            })?;
-            crate::session::with_password(&t.endpoints.target, pw.lines().next().unwrap_or(""))
-        }
-        None => t.endpoints.target.clone(),
-    };
+    let target = crate::session::target_conninfo(&t.endpoints)?;
     let pg = &args.postgres;
     Ok(JobSpec {
         source: t.endpoints.source.clone(),
