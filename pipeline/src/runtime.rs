@@ -139,7 +139,7 @@ pub fn copy_tables(
                                 if let Some(tp) = tp {
                                     tp.set_state(TableState::Finishing);
                                 }
-                                handle.block_on(sink.finish_table(&run.work.table))?;
+                                handle.block_on(unless_cancelled(sink.finish_table(&run.work.table), &opts.cancel))?;
                                 let started = run.started.lock().unwrap().unwrap_or_else(Instant::now);
                                 *run.elapsed.lock().unwrap() = started.elapsed();
                                 if let Some(tp) = tp {
@@ -165,7 +165,10 @@ pub fn copy_tables(
         return Err(e);
     }
     let tables: Vec<TableInfo> = runs.iter().map(|r| r.work.table.clone()).collect();
-    handle.block_on(sink.finish(&tables))?;
+    if let Err(e) = handle.block_on(unless_cancelled(sink.finish(&tables), &opts.cancel)) {
+        handle.block_on(sink.abort());
+        return Err(e);
+    }
     Ok(runs
         .iter()
         .map(|r| TableOutcome {
@@ -175,6 +178,24 @@ pub fn copy_tables(
             seconds: r.elapsed.lock().unwrap().as_secs_f64(),
         })
         .collect())
+}
+
+/// Run `work` (a table's index build, the foreign keys) unless the run is cancelled first:
+/// Ctrl-C stops a long index build within a tenth of a second; the sink is dropped mid-step,
+/// so it must leave nothing it cannot clean up in `abort`.
+async fn unless_cancelled<T>(
+    work: impl std::future::Future<Output = Result<T>>,
+    cancel: &AtomicBool,
+) -> Result<T> {
+    let cancelled = async {
+        while !cancel.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        () = cancelled => Err(Error::cancelled()),
+    }
 }
 
 /// Attempts per partition when the error is transient (connection lost, serialization

@@ -174,6 +174,15 @@ impl Background {
         assert!(status.success(), "exited with {status}:\n{}", self.output());
     }
 
+    /// Interrupt it with SIGINT, as Ctrl-C would; returns its exit code, how long it took to
+    /// exit, and its output.
+    pub fn interrupt(mut self) -> (i32, std::time::Duration, String) {
+        let sent = std::time::Instant::now();
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), sent.elapsed(), self.output())
+    }
+
     /// Poll `done` until it holds, failing with the output after `limit`.
     pub fn wait_until(&self, what: &str, limit: std::time::Duration, done: impl Fn() -> bool) {
         let started = std::time::Instant::now();

@@ -1,10 +1,11 @@
 //! Whole runs: partitioned big tables, re-runs with and without --drop-existing, interruption,
 //! filters, JSON output, verify catching a difference, and the source left untouched.
 
-use crate::harness::{cli, fresh_db, psql, run, run_ok, tempdir};
+use crate::harness::{cli, fresh_db, pg_url, psql, run, run_ok, tempdir, Background};
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::time::Duration;
 
 fn staging_tables(db: &str) -> String {
     psql(
@@ -171,6 +172,83 @@ fn big_table_partitions_reruns_and_interruption() {
     let (code, out, _) = run(&["verify", "--source", source, "--target", &url]);
     assert_eq!(code, 5, "{out}");
     assert!(out.contains("✗ big"), "{out}");
+}
+
+/// Ctrl-C while the new copy waits to replace the old table (a reader holds a lock on it):
+/// init stops at once with 130, the waiting statement is cancelled on the server (it would
+/// otherwise swap the table in after the user gave up), and the old table stays as it was.
+#[test]
+fn ctrl_c_while_the_swap_waits_for_a_lock_cancels_it_on_the_server() {
+    let dir = tempdir();
+    let src = dir.path().join("locked.db");
+    let source = src.to_str().unwrap();
+    Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, s TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+             INSERT INTO big SELECT i, 'old ' || i FROM n;",
+        )
+        .unwrap();
+    let (url, db) = fresh_db();
+    run_ok(&["init", "--source", source, "--target", &url, "-y"]);
+    Connection::open(&src)
+        .unwrap()
+        .execute("DELETE FROM big WHERE id > 10", [])
+        .unwrap();
+
+    let mut reader = std::process::Command::new("psql")
+        .args(["-X", "-q", "-d", &pg_url(&db), "-c"])
+        .arg("BEGIN; SELECT count(*) FROM big; SELECT pg_sleep(300) /* reader */;")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting = |condition: &str| {
+        psql(
+            &db,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND {condition}"),
+        )
+    };
+    let init = Background::start(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        &url,
+        "--drop-existing",
+        "-y",
+    ]);
+    init.wait_until(
+        "the swap waiting for the reader's lock",
+        Duration::from_secs(60),
+        || {
+            waiting("query LIKE '%reader%' AND state = 'active'") == "1"
+                && waiting("application_name = 'seren-replicator' AND wait_event_type = 'Lock'")
+                    == "1"
+        },
+    );
+    let (code, took, out) = init.interrupt();
+    assert_eq!(code, 130, "{out}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} to stop: {out}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while waiting("application_name = 'seren-replicator'") != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a statement of the interrupted run still runs on the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM big"),
+        "1000",
+        "old table intact"
+    );
+    assert_eq!(staging_tables(&db), "0");
 }
 
 #[test]

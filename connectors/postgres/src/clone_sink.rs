@@ -137,10 +137,13 @@ impl PgCloneSink {
                         .await
                         .expect("semaphore never closed");
                     let client = target.connect().await?;
-                    client
+                    let abandoned = target.cancel_on_drop(&client)?;
+                    let built = client
                         .batch_execute(&format!("{preamble}\n{sql}"))
                         .await
-                        .map_err(|e| err(&format!("creating {what} on {table_name}"), e))
+                        .map_err(|e| err(&format!("creating {what} on {table_name}"), e));
+                    abandoned.done();
+                    built
                 }
             });
             futures::future::try_join_all(builds).await?;
@@ -265,6 +268,7 @@ impl Sink for PgCloneSink {
             self.start_post_data(&t.name)?;
         }
         let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        let _cancelled = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
         let mut first_error = None;
         for task in tasks {
             let outcome = task.await.unwrap_or_else(|e| {
@@ -284,6 +288,18 @@ impl Sink for PgCloneSink {
     async fn abort(&self) {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort(); // the connection drops, its transaction rolls back
+        }
+    }
+}
+
+/// Aborts the index builds still running when dropped: `finish` given up on Ctrl-C stops them
+/// (each build's connection then cancels its statement).
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
         }
     }
 }

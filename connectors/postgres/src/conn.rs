@@ -6,7 +6,7 @@ use pipeline::{Error, ErrorKind, Result, Side};
 use std::path::PathBuf;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config};
+use tokio_postgres::{CancelToken, Client, Config};
 
 /// Where and how to connect, and how to name the server in messages (never with a password).
 #[derive(Clone)]
@@ -136,6 +136,16 @@ impl PgTarget {
             }
         });
         Ok(client)
+    }
+
+    /// A guard that cancels whatever statement `client` runs if it is dropped before
+    /// [`CancelOnDrop::done`]: an abandoned index build stops on the server at once instead of
+    /// running on and holding its locks.
+    pub fn cancel_on_drop(&self, client: &Client) -> Result<CancelOnDrop> {
+        Ok(CancelOnDrop {
+            token: Some(client.cancel_token()),
+            tls: self.tls.connector(self.side)?,
+        })
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
@@ -434,6 +444,35 @@ fn split_pgpass(line: &str) -> Vec<String> {
         }
     }
     fields
+}
+
+/// Sends a cancel request for its connection's running statement when dropped, unless
+/// [`CancelOnDrop::done`] was called (see [`PgTarget::cancel_on_drop`]).
+pub struct CancelOnDrop {
+    token: Option<CancelToken>,
+    tls: postgres_openssl::MakeTlsConnector,
+}
+
+impl CancelOnDrop {
+    /// The work finished: nothing to cancel.
+    pub fn done(mut self) {
+        self.token = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let (Some(token), Ok(runtime)) = (self.token.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let tls = self.tls.clone();
+        runtime.spawn(async move {
+            if let Err(e) = token.cancel_query(tls).await {
+                tracing::debug!(error = %e, "could not cancel an abandoned statement");
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -397,6 +397,7 @@ impl Sink for PgSink {
         let (stage, _) = self.staged(&table.name)?;
         let schema = &self.opts.schema;
         let client = self.target.connect().await?;
+        let abandoned = self.target.cancel_on_drop(&client)?;
         let staged_name = qualified(schema, &stage);
         let plan = self.index_plan(table, &stage);
         for ix in &plan {
@@ -484,6 +485,7 @@ impl Sink for PgSink {
             return Err(err);
         }
         self.staged.lock().unwrap().remove(&table.name);
+        abandoned.done();
         Ok(())
     }
 
