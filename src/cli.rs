@@ -48,6 +48,30 @@ pub enum Command {
     Serve(ServeArgs),
     /// Jobs on a job server: `status`, `logs`, `cancel`, `list`.
     Jobs(JobsArgs),
+    /// Work on a job submitted with `--workers`: any number of workers, on any machines,
+    /// share its copy through the job store and the target.
+    Worker(WorkerArgs),
+}
+
+/// `worker` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The job to work on (its id, printed by `init --remote … --workers`).
+    #[arg(long, env = "SEREN_JOB")]
+    pub job: String,
+    /// The job server's job store, a PostgreSQL database (`postgresql://…`) every worker
+    /// reaches.
+    #[arg(long, env = "SEREN_STATE")]
+    pub state: String,
+    /// The key the job server seals credentials with, as for `serve` (else `SEREN_JOB_KEY`).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// This worker's name in the job's log (default: host name and process id).
+    #[arg(long, env = "SEREN_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Partitions this worker copies at once (default: the job's `jobs`, else the cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
 }
 
 /// `serve` arguments.
@@ -432,6 +456,10 @@ pub struct InitArgs {
     /// Run on this machine even when `SEREN_REMOTE_API` is set.
     #[arg(long)]
     pub local: bool,
+    /// With `--remote`: submit the job for `seren-replicator worker --job ID` processes to
+    /// share, instead of the server running it (PostgreSQL source, with `--no-sync`).
+    #[arg(long)]
+    pub workers: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub remote: RemoteArgs,

@@ -21,9 +21,11 @@ pub fn resolve(command: &mut Command) -> Result<()> {
         Command::Sync(a) => endpoints(&mut a.endpoints),
         Command::Status(a) => (&mut a.source, a.source_password_file.take()),
         Command::Export(a) => (&mut a.source, a.source_password_file.take()),
-        Command::Demo(_) | Command::Connectors | Command::Serve(_) | Command::Jobs(_) => {
-            return Ok(())
-        }
+        Command::Demo(_)
+        | Command::Connectors
+        | Command::Serve(_)
+        | Command::Jobs(_)
+        | Command::Worker(_) => return Ok(()),
     };
     let env = std::env::var("MYSQL_PWD").ok();
     *source = with_source_password(source, file.as_deref(), env.as_deref())?;

@@ -269,7 +269,14 @@ fn copy_partition(
 ) -> Result<u64> {
     let table = &run.work.table;
     let started = Instant::now();
-    let mut writer = handle.block_on(sink.writer(table, partition))?;
+    let Some(mut writer) = handle.block_on(sink.claim(table, partition))? else {
+        tracing::info!(
+            table = %table.name,
+            partition = partition.index,
+            "partition skipped: another worker holds it or has committed it"
+        );
+        return Ok(0);
+    };
     let mut stream = handle.block_on(source.open(table, partition))?;
     // Encoding runs as one rayon task per batch, so no pool thread ever waits on a channel
     // (several partitions share the pool; a thread parked on one partition's channel would

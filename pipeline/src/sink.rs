@@ -56,6 +56,16 @@ pub trait Sink: Send + Sync {
         table: &TableInfo,
         partition: &Partition,
     ) -> Result<Box<dyn PartitionWriter>>;
+    /// A writer for one partition, or `None` when the partition is not this process's to copy
+    /// (another process sharing the copy holds it or has committed it): the runtime then skips
+    /// it without reading it. By default every partition is this process's.
+    async fn claim(
+        &self,
+        table: &TableInfo,
+        partition: &Partition,
+    ) -> Result<Option<Box<dyn PartitionWriter>>> {
+        self.writer(table, partition).await.map(Some)
+    }
     /// Make a fully copied table final: build its indexes and constraints, put it in place.
     async fn finish_table(&self, table: &TableInfo) -> Result<()>;
     /// Work that needs every table in place (foreign keys between tables).

@@ -68,6 +68,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             dry_run: false,
             yes: true,
             local: true,
+            workers: false,
             remote: Default::default(),
             job_timeout: None,
             json_progress: false,

@@ -61,6 +61,13 @@ pub async fn run(mut args: InitArgs, ui: &Ui) -> Result<i32> {
     if let Some(api) = args.remote.remote.as_deref().filter(|_| !args.local) {
         return super::remote::init(api, &args, ui).await;
     }
+    if args.workers {
+        return Err(pipeline::Error::config(
+            "--workers submits the job to a job server for `seren-replicator worker` processes: \
+             give the server with --remote URL (or SEREN_REMOTE_API)",
+        )
+        .into());
+    }
     refuse_postgres_only_flags(&args)?;
     if interactive::wanted(ui, args.yes, &args.tables.selection) {
         let check = &mut args.tables;

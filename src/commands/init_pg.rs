@@ -9,6 +9,7 @@ use anyhow::Result;
 use pipeline::{Error, Progress, Side, Source};
 use seren_postgres::clone::{self, CloneOptions, ClonePlan, CloneReport};
 use seren_postgres::replication::ReplicationNames;
+use seren_postgres::shared::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +20,18 @@ use std::time::Instant;
 const WRITE_FACTOR: f64 = 3.0;
 
 pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
+    run_shared(args, ui, None).await
+}
+
+/// `init` from a PostgreSQL source, as one of the workers sharing the copy when `shared`.
+pub async fn run_shared(args: InitArgs, ui: &Ui, shared: Option<Shared>) -> Result<i32> {
     let dbs = Databases::resolve(&args.tables.endpoints, &args.tables.selection).await?;
+    if shared.is_some() && dbs.pairs.len() != 1 {
+        return Err(Error::config(
+            "a copy shared by workers copies one database: select one with --include-databases",
+        )
+        .into());
+    }
     let (source, target) = (&dbs.source, &dbs.target);
 
     // Copying a database onto itself would drop (--drop-existing) or clash with its own tables.
@@ -70,6 +82,7 @@ pub async fn run(args: InitArgs, ui: &Ui) -> Result<i32> {
         blobs: !pg.no_blobs,
         roles_copied: pg.roles,
         set_replica_identity_full: pg.set_replica_identity_full,
+        shared,
     };
 
     let mut plans = Vec::new();

@@ -14,6 +14,7 @@ mod sync_source;
 mod validate;
 mod verify;
 mod verify_pg;
+mod worker;
 
 use crate::cli::{Cli, Command};
 use pipeline::ErrorKind;
@@ -63,6 +64,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Sync(args) => sync::run(args, &ui).await,
             Command::Serve(args) => serve::run(args, &ui).await,
             Command::Jobs(args) => remote::run(args, &ui).await,
+            Command::Worker(args) => worker::run(args, &ui).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -145,6 +145,7 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
         no_privileges: pg.no_privileges,
         roles: pg.roles,
         no_blobs: pg.no_blobs,
+        workers: args.workers,
         timeout_seconds: match &args.job_timeout {
             Some(t) => Some(parse_duration("--job-timeout", t)?.as_secs()),
             None => None,
@@ -188,6 +189,12 @@ pub async fn init(api: &str, args: &InitArgs, ui: &Ui) -> Result<i32> {
         "Trace ID: {}",
         submitted["trace_id"].as_str().unwrap_or("")
     ));
+    if spec.workers {
+        say(&format!(
+            "Waiting for workers: start any number with `seren-replicator worker --job {id} \
+             --state <the server's PostgreSQL job store>`"
+        ));
+    }
     say("");
     let follow = follow(&client, &id, ui);
     tokio::select! {

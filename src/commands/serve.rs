@@ -35,6 +35,9 @@ pub async fn run(args: ServeArgs, ui: &Ui) -> Result<i32> {
     let bound = listener.local_addr()?;
     // Jobs the last run left behind: started again, each resuming from its checkpoint.
     for job in store.unfinished().await? {
+        if job.options.workers {
+            continue; // its workers run it
+        }
         if job.status == JobStatus::Running {
             store
                 .append_log(&job.id, "server", "the server restarted")

@@ -116,7 +116,9 @@ async fn submit(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> 
         return internal(e);
     }
     tracing::info!(job = %record.id, trace_id = %record.trace_id, "job submitted");
-    state.runner.start(record.id.clone());
+    if !spec.workers {
+        state.runner.start(record.id.clone());
+    }
     (StatusCode::CREATED, Json(summary(&record))).into_response()
 }
 

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod runner;
 pub mod scrub;
 pub mod store;
+pub mod workers;
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -84,6 +85,9 @@ pub struct JobSpec {
     pub no_blobs: bool,
     /// Stop the job after this many seconds (the server's `--job-timeout` otherwise).
     pub timeout_seconds: Option<u64>,
+    /// Leave the copy to `seren-replicator worker --job ID` processes (PostgreSQL sources,
+    /// with `no_sync`) instead of running it on the server.
+    pub workers: bool,
 }
 
 impl JobSpec {
@@ -153,6 +157,13 @@ impl JobSpec {
         if self.timeout_seconds == Some(0) {
             return Err("`timeout_seconds` must be at least 1".into());
         }
+        if self.workers && !(crate::session::is_postgres(&self.source) && self.no_sync) {
+            return Err(
+                "`workers` shares a PostgreSQL → PostgreSQL copy: it needs a PostgreSQL source \
+                 and `no_sync` (continuous sync needs one process holding the slot's snapshot)"
+                    .into(),
+            );
+        }
         let mut argv = vec![
             "seren-replicator".to_string(),
             "init".into(),
@@ -172,6 +183,26 @@ impl JobSpec {
             target: String::new(),
             ..self.clone()
         }
+    }
+}
+
+/// A job's source and target URLs, as sealed in the store.
+#[derive(serde::Deserialize)]
+pub struct Credentials {
+    /// `--source`.
+    pub source: String,
+    /// `--target`.
+    pub target: String,
+}
+
+impl Credentials {
+    /// Unseal `job`'s credentials with `key`.
+    pub fn open(job: &store::JobRecord, key: &crypto::JobKey) -> anyhow::Result<Credentials> {
+        use anyhow::Context;
+        let sealed = key
+            .open(&job.credentials, job.id.as_bytes())
+            .context("cannot decrypt the job's credentials: was the server's key changed?")?;
+        Ok(serde_json::from_slice(&sealed)?)
     }
 }
 

@@ -13,7 +13,7 @@
 use super::crypto::JobKey;
 use super::scrub::Scrubber;
 use super::store::{JobRecord, Store};
-use super::JobStatus;
+use super::{Credentials, JobStatus};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,13 +34,6 @@ pub struct Runner {
     running: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// Set when the server shuts down: children dying with it are not recorded as failures.
     shutting_down: AtomicBool,
-}
-
-/// The credentials as sealed in the store.
-#[derive(serde::Deserialize)]
-struct Credentials {
-    source: String,
-    target: String,
 }
 
 impl Runner {
@@ -115,11 +108,7 @@ impl Runner {
                 .await?;
             return Ok(());
         }
-        let sealed = self
-            .key
-            .open(&job.credentials, job.id.as_bytes())
-            .context("cannot decrypt the job's credentials: was the server's key changed?")?;
-        let creds: Credentials = serde_json::from_slice(&sealed)?;
+        let creds = Credentials::open(&job, &self.key)?;
         let scrubber = Scrubber::new(&[&creds.source, &creds.target]);
 
         let mut args: Vec<String> = ["init", "--local", "--yes", "--json", "--json-progress"]

@@ -145,6 +145,14 @@ CREATE TABLE IF NOT EXISTS job_logs (
     line TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
+-- The exported snapshots of the workers sharing a job's copy (`seren-replicator worker`).
+CREATE TABLE IF NOT EXISTS worker_snapshots (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    worker TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    joined_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, worker)
+);
 ";
 
 const SCHEMA: &str = "

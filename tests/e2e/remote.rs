@@ -5,6 +5,7 @@
 //! keeps jobs across restarts as the SQLite one does; a job past its timeout is interrupted.
 
 mod server;
+mod workers;
 
 use crate::bad_input_suite::{assert_clean, pw_url};
 use crate::harness::{cli, free_port, fresh_db, output, psql, run, tempdir};

@@ -13,6 +13,7 @@ use crate::replication::{
     SlotSnapshot,
 };
 use crate::schema::{run_sql, DumpOptions, PostDataEntry, SchemaDump};
+use crate::shared::{advisory_lock, claims_sql, Shared};
 use crate::source::PgSource;
 use crate::state::{self, mark_step, RunState};
 use crate::tools::ClientTools;
@@ -65,6 +66,8 @@ pub struct CloneOptions {
     /// Set `REPLICA IDENTITY FULL` on source tables that have no primary key or replica
     /// identity, so continuous sync can replicate their UPDATEs and DELETEs.
     pub set_replica_identity_full: bool,
+    /// Shared with other worker processes (`seren-replicator worker`).
+    pub shared: Option<Shared>,
 }
 
 /// A planned copy of one database, holding the source snapshot open.
@@ -143,7 +146,17 @@ impl ClonePlan {
         opts: &CloneOptions,
         replication: Option<ReplicationNames>,
     ) -> Result<ClonePlan> {
-        let pg = PgSource::open(source.clone(), None).await?;
+        let joining = opts.shared.as_ref().and_then(|s| s.join.as_deref());
+        if opts.shared.is_some() && replication.is_some() {
+            return Err(Error::config(
+                "a copy shared by workers cannot set up continuous sync: one process must hold \
+                 the replication slot's snapshot; copy with --no-sync",
+            ));
+        }
+        let pg = match joining {
+            Some(snapshot) => PgSource::join(source.clone(), snapshot).await?,
+            None => PgSource::open(source.clone(), None).await?,
+        };
         let major = catalog::server_major(pg.catalog(), Side::Source).await?;
         let tools = ClientTools::find(major)?;
         let all = pg.load_tables().await?;
@@ -226,7 +239,19 @@ impl ClonePlan {
         };
         // The interrupted run's snapshot died with it, and its slot started where that snapshot
         // stood: tables copied now under a new snapshot would not line up with that slot.
-        let resuming = opts.resume && previous.is_some() && replication.is_none();
+        if joining.is_some() && previous.is_none() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                Side::Target,
+                format!(
+                    "the shared copy into {} has no resume state left: it is complete, or was \
+                     started over",
+                    target.display()
+                ),
+            ));
+        }
+        let resuming =
+            (opts.resume || joining.is_some()) && previous.is_some() && replication.is_none();
         if opts.resume && previous.is_some() && replication.is_some() {
             warnings.push(
                 "the interrupted run is started over, not resumed: continuous sync needs every \
@@ -337,15 +362,17 @@ impl ClonePlan {
                 .iter()
                 .filter(|p| done.contains(&(name.clone(), p.index)))
                 .count();
-            let todo: Vec<Partition> = if done_here > 0 && done_here < parts.len() {
-                reset.push(name.clone());
-                parts
-            } else {
-                parts
-                    .into_iter()
-                    .filter(|p| !done.contains(&(name.clone(), p.index)))
-                    .collect()
-            };
+            // Joining live workers: their partitions share this snapshot, nothing is reset.
+            let todo: Vec<Partition> =
+                if done_here > 0 && done_here < parts.len() && joining.is_none() {
+                    reset.push(name.clone());
+                    parts
+                } else {
+                    parts
+                        .into_iter()
+                        .filter(|p| !done.contains(&(name.clone(), p.index)))
+                        .collect()
+                };
             work.push(TableWork {
                 table: PgSource::table_info(t),
                 partitions: todo,
@@ -356,7 +383,7 @@ impl ClonePlan {
             .filter(|w| w.partitions.is_empty())
             .map(|w| &w.table.name)
             .collect();
-        if !kept.is_empty() {
+        if !kept.is_empty() && joining.is_none() {
             warnings.push(format!(
                 "resuming: {} finished by the interrupted run {} kept as copied then, an \
                  earlier instant of the source than the rest of this run; rerun with \
@@ -583,47 +610,139 @@ impl ClonePlan {
                 table: t,
             });
         }
-        let sink = Arc::new(PgCloneSink::new(
-            target.clone(),
-            clone_tables,
-            post.preamble.clone(),
-            self.steps_done.clone(),
-            self.opts.index_jobs,
-        ));
+        if let Some(shared) = &self.opts.shared {
+            let client = target.connect().await?;
+            client
+                .batch_execute(&claims_sql(&self.plan))
+                .await
+                .map_err(|e| query_error(Side::Target, "creating the partition claims", e))?;
+            shared.coordinator.joined(self.source.snapshot()).await?;
+        }
+        let planned = self.opts.shared.as_ref().map(|_| {
+            self.plan
+                .iter()
+                .map(|(t, parts)| (t.clone(), parts.len()))
+                .collect()
+        });
+        let sink = |steps_done: HashSet<String>| {
+            Arc::new(PgCloneSink::new(
+                target.clone(),
+                clone_tables.clone(),
+                post.preamble.clone(),
+                steps_done,
+                self.opts.index_jobs,
+                planned.clone(),
+            ))
+        };
         let run_opts = RunOptions {
             jobs: self.opts.jobs,
             cancel,
         };
-        let handle = Handle::current();
-        let (source, work) = (self.source.clone(), self.work.clone());
-        report.tables = tokio::task::spawn_blocking(move || {
-            pipeline::copy_tables(&handle, source, sink, work, progress, &run_opts)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Io, Side::Local, format!("copy task failed: {e}")))??;
+        report.tables = self
+            .copy_round(
+                sink(self.steps_done.clone()),
+                self.work.clone(),
+                progress.clone(),
+                &run_opts,
+            )
+            .await?;
+        let mut steps_done = self.steps_done.clone();
+        // Shared: copy what no worker holds until every partition and index is done, then
+        // take the final lock; the first worker through does the final steps.
+        let mut _final_lock = None;
+        if let Some(shared) = &self.opts.shared {
+            loop {
+                let Some(state) = state::load(&target.connect().await?).await? else {
+                    return Ok(report); // another worker finished the copy
+                };
+                let todo: Vec<TableWork> = self
+                    .work
+                    .iter()
+                    .map(|w| TableWork {
+                        table: w.table.clone(),
+                        partitions: self.plan[&w.table.name]
+                            .iter()
+                            .filter(|p| {
+                                !state
+                                    .partitions_done
+                                    .contains(&(w.table.name.clone(), p.index))
+                            })
+                            .cloned()
+                            .collect(),
+                    })
+                    .collect();
+                let indexed = self.work.iter().all(|w| {
+                    state
+                        .steps_done
+                        .contains(&crate::clone_sink::post_data_step(&w.table.name))
+                });
+                if indexed && todo.iter().all(|w| w.partitions.is_empty()) {
+                    break;
+                }
+                if run_opts.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::cancelled());
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let more = self
+                    .copy_round(sink(state.steps_done), todo, progress.clone(), &run_opts)
+                    .await?;
+                for (mine, round) in report.tables.iter_mut().zip(more) {
+                    mine.rows += round.rows;
+                    mine.bytes += round.bytes;
+                }
+            }
+            let client = target.connect().await?;
+            let lock = format!("seren-replicator final {}", self.fingerprint);
+            advisory_lock(&client, Side::Target, &lock, true).await?;
+            let Some(state) = state::load(&client).await? else {
+                return Ok(report);
+            };
+            steps_done = state.steps_done;
+            _final_lock = Some((client, shared));
+        }
 
         // Connected after the copy: a connection held across it would not survive a target
         // restarted mid-copy (the partitions reconnect and retry; this must too).
         let mut client = target.connect().await?;
-        if !self.steps_done.contains("post-data") {
+        if !steps_done.contains("post-data") {
             report.warnings.extend(
                 self.finish_post_data(&target, &post.preamble, &rest)
                     .await?,
             );
         }
-        if !self.steps_done.contains("matviews") {
+        if !steps_done.contains("matviews") {
             self.refresh_materialized_views(&mut client).await?;
         }
-        if !self.steps_done.contains("sequences") {
+        if !steps_done.contains("sequences") {
             report.sequences = self.copy_sequences(&mut client).await?;
         }
-        if self.opts.blobs && !self.steps_done.contains("blobs") {
+        if self.opts.blobs && !steps_done.contains("blobs") {
             report.large_objects = self.copy_large_objects(&mut client).await?;
+        }
+        if let Some((_, shared)) = &_final_lock {
+            shared.coordinator.completed().await?;
         }
         if !self.opts.keep_state {
             state::drop_state(&client).await?;
         }
         Ok(report)
+    }
+
+    /// One pass of the data phase over `work` (blocking threads; the runtime stays free).
+    async fn copy_round(
+        &self,
+        sink: Arc<PgCloneSink>,
+        work: Vec<TableWork>,
+        progress: Arc<Progress>,
+        opts: &RunOptions,
+    ) -> Result<Vec<pipeline::TableOutcome>> {
+        let handle = Handle::current();
+        let (source, opts) = (self.source.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || {
+            pipeline::copy_tables(&handle, source, sink, work, progress, &opts)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, Side::Local, format!("copy task failed: {e}")))?
     }
 
     /// The source table with this display name.

@@ -12,6 +12,7 @@
 use crate::catalog::PgTable;
 use crate::conn::{query_error, PgTarget};
 use crate::schema::PostDataEntry;
+use crate::shared::{advisory_lock, finished_elsewhere, CLAIM_PARTITION, KEEPALIVES};
 use crate::state::{mark_step, MARK_PARTITION};
 use bytes::Bytes;
 use futures::SinkExt;
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, CopyInSink};
 
 /// A table to load and the post-data work that follows its last partition.
+#[derive(Clone)]
 pub struct CloneTable {
     /// The table (same schema and name on both sides).
     pub table: PgTable,
@@ -57,6 +59,8 @@ pub struct PgCloneSink {
     index_jobs: Arc<Semaphore>,
     started: Mutex<HashSet<String>>,
     tasks: Mutex<Vec<JoinHandle<Result<()>>>>,
+    /// Shared with other workers: the planned partition count of each table.
+    shared: Option<HashMap<String, usize>>,
 }
 
 impl PgCloneSink {
@@ -68,6 +72,7 @@ impl PgCloneSink {
         preamble: String,
         steps_done: HashSet<String>,
         index_jobs: usize,
+        shared: Option<HashMap<String, usize>>,
     ) -> Self {
         PgCloneSink {
             target,
@@ -77,6 +82,7 @@ impl PgCloneSink {
             index_jobs: Arc::new(Semaphore::new(index_jobs.max(1))),
             started: Mutex::new(HashSet::new()),
             tasks: Mutex::new(Vec::new()),
+            shared,
         }
     }
 
@@ -88,6 +94,43 @@ impl PgCloneSink {
                 format!("table {name} is not part of this copy"),
             )
         })
+    }
+
+    /// Start the COPY of `partition` in `client`'s open transaction.
+    async fn copy_in(
+        &self,
+        t: &CloneTable,
+        partition: &Partition,
+        client: Client,
+        what: String,
+    ) -> Result<Box<dyn PartitionWriter>> {
+        let err = |e| query_error(Side::Target, &what, e);
+        let format = t.table.format;
+        let columns = if t.table.columns.is_empty() {
+            String::new()
+        } else {
+            t.table.column_list()
+        };
+        let sql = format!(
+            "COPY {} {columns} FROM STDIN (FORMAT {})",
+            t.table.sql_name(),
+            format.sql()
+        );
+        let sink = client.copy_in::<_, Bytes>(&sql).await.map_err(err)?;
+        let mut sink = Box::pin(sink);
+        if format == CopyFormat::Binary {
+            sink.send(Bytes::from_static(COPY_HEADER))
+                .await
+                .map_err(err)?;
+        }
+        Ok(Box::new(CloneWriter {
+            client,
+            sink,
+            format,
+            table: t.table.display(),
+            part: partition.index as i32,
+            what,
+        }))
     }
 
     /// Start building `name`'s indexes and constraints in the background, once: every index
@@ -121,9 +164,42 @@ impl PgCloneSink {
         let sql_name = t.table.sql_name();
         let permits = self.index_jobs.clone();
         let table_name = name.to_string();
+        let planned = self
+            .shared
+            .as_ref()
+            .map(|p| p.get(name).copied().unwrap_or(0));
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let err = |what: &str, e| query_error(Side::Target, what, e);
+            // Shared with other workers: build only once every partition is committed, and
+            // only if no other worker builds it (its lock lives as long as `_claim`).
+            let _claim = match planned {
+                None => None,
+                Some(planned) => {
+                    let c = target.connect().await?;
+                    let lock = format!("seren-replicator {step}");
+                    if !advisory_lock(&c, Side::Target, &lock, false).await? {
+                        return Ok(());
+                    }
+                    let progress = c
+                        .query_one(
+                            "SELECT (SELECT count(*) FROM seren_replicator.partition_done \
+                             WHERE table_name = $1), EXISTS (SELECT 1 FROM \
+                             seren_replicator.step_done WHERE step = $2)",
+                            &[&table_name, &step],
+                        )
+                        .await;
+                    let row = match progress {
+                        Ok(row) => row,
+                        Err(e) if finished_elsewhere(&e) => return Ok(()),
+                        Err(e) => return Err(err("reading the shared copy's progress", e)),
+                    };
+                    if row.get::<_, i64>(0) < planned as i64 || row.get::<_, bool>(1) {
+                        return Ok(());
+                    }
+                    Some(c)
+                }
+            };
             let builds = indexes.into_iter().map(|(what, sql)| {
                 let (target, preamble, permits, table_name) = (
                     target.clone(),
@@ -228,34 +304,42 @@ impl Sink for PgCloneSink {
         let t = self.table(&table.name)?;
         let what = format!("writing {} ({})", table.name, partition.description);
         let client = self.target.connect().await?;
-        let err = |e| query_error(Side::Target, &what, e);
-        let format = t.table.format;
-        client.batch_execute("BEGIN").await.map_err(err)?;
-        let columns = if t.table.columns.is_empty() {
-            String::new()
-        } else {
-            t.table.column_list()
-        };
-        let sql = format!(
-            "COPY {} {columns} FROM STDIN (FORMAT {})",
-            t.table.sql_name(),
-            format.sql()
-        );
-        let sink = client.copy_in::<_, Bytes>(&sql).await.map_err(err)?;
-        let mut sink = Box::pin(sink);
-        if format == CopyFormat::Binary {
-            sink.send(Bytes::from_static(COPY_HEADER))
-                .await
-                .map_err(err)?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| query_error(Side::Target, &what, e))?;
+        self.copy_in(t, partition, client, what).await
+    }
+
+    async fn claim(
+        &self,
+        table: &TableInfo,
+        partition: &Partition,
+    ) -> Result<Option<Box<dyn PartitionWriter>>> {
+        if self.shared.is_none() {
+            return self.writer(table, partition).await.map(Some);
         }
-        Ok(Box::new(CloneWriter {
-            client,
-            sink,
-            format,
-            table: table.name.clone(),
-            part: partition.index as i32,
-            what,
-        }))
+        let t = self.table(&table.name)?;
+        let what = format!("claiming {} ({})", table.name, partition.description);
+        let client = self.target.connect().await?;
+        let err = |e| query_error(Side::Target, &what, e);
+        client
+            .batch_execute(&format!("{KEEPALIVES}; BEGIN"))
+            .await
+            .map_err(err)?;
+        let ours = match client
+            .query_opt(CLAIM_PARTITION, &[&table.name, &(partition.index as i32)])
+            .await
+        {
+            Ok(row) => row.is_some_and(|r| r.get::<_, bool>(0)),
+            Err(e) if finished_elsewhere(&e) => false,
+            Err(e) => return Err(err(e)),
+        };
+        if !ours {
+            return Ok(None);
+        }
+        let what = format!("writing {} ({})", table.name, partition.description);
+        self.copy_in(t, partition, client, what).await.map(Some)
     }
 
     async fn finish_table(&self, table: &TableInfo) -> Result<()> {
@@ -332,10 +416,19 @@ impl PartitionWriter for CloneWriter {
                 .map_err(err)?;
         }
         let rows = self.sink.as_mut().finish().await.map_err(err)?;
-        self.client
+        let marked = self
+            .client
             .execute(MARK_PARTITION, &[&self.table, &self.part, &(rows as i64)])
-            .await
-            .map_err(err)?;
+            .await;
+        match marked {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                // A worker sharing the copy committed this partition first: drop ours.
+                self.client.batch_execute("ROLLBACK").await.map_err(err)?;
+                tracing::info!(table = %self.table, partition = self.part, "partition discarded: another worker committed it first");
+                return Ok(0);
+            }
+            other => other.map_err(err)?,
+        };
         self.client.batch_execute("COMMIT").await.map_err(err)?;
         Ok(rows)
     }

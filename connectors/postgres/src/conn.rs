@@ -76,7 +76,7 @@ impl PgTarget {
             }
         }
         if config.get_application_name().is_none() {
-            config.application_name("seren-replicator");
+            config.application_name(env("PGAPPNAME").as_deref().unwrap_or("seren-replicator"));
         }
         config.ssl_mode(tls.mode);
         Ok(PgTarget { config, tls, side })

@@ -13,6 +13,7 @@ pub mod pgverify;
 pub mod refresh;
 pub mod replication;
 pub mod schema;
+pub mod shared;
 pub mod sink;
 pub mod source;
 pub mod state;

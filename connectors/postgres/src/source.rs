@@ -51,31 +51,67 @@ impl PgSource {
     pub async fn open(server: PgTarget, snapshot: Option<String>) -> Result<PgSource> {
         let snapshot = match snapshot {
             Some(name) => Snapshot::Imported(name),
-            None => {
-                let holder = server.connect().await?;
-                let row = holder
-                    .simple_query(
-                        "SET idle_in_transaction_session_timeout = 0; \
-                         BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-                         SELECT pg_export_snapshot()",
-                    )
-                    .await
-                    .map_err(|e| query_error(Side::Source, "exporting a snapshot", e))?;
-                let name = row
-                    .iter()
-                    .find_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
-                        _ => None,
-                    })
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Query, Side::Source, "no snapshot was exported")
-                    })?;
-                Snapshot::Exported {
-                    name,
-                    _holder: holder,
-                }
-            }
+            None => Self::export(&server, None).await?,
         };
+        Self::under(server, snapshot).await
+    }
+
+    /// Join a snapshot another process exported: import it into a session this source holds
+    /// open and export it again from there, so its readers keep it after that process ends.
+    pub async fn join(server: PgTarget, snapshot: &str) -> Result<PgSource> {
+        let snapshot = Self::export(&server, Some(snapshot)).await?;
+        Self::under(server, snapshot).await
+    }
+
+    /// A snapshot exported by a new session held open: of now, or the imported `import`.
+    async fn export(server: &PgTarget, import: Option<&str>) -> Result<Snapshot> {
+        let holder = server.connect().await?;
+        let import = import
+            .map(|name| format!("SET TRANSACTION SNAPSHOT {};", quote_literal(name)))
+            .unwrap_or_default();
+        let row = holder
+            .simple_query(&format!(
+                "SET idle_in_transaction_session_timeout = 0; \
+                 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; {import} \
+                 SELECT pg_export_snapshot()"
+            ))
+            .await
+            .map_err(|e| query_error(Side::Source, "exporting a snapshot", e))?;
+        let name = row
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::new(ErrorKind::Query, Side::Source, "no snapshot was exported")
+            })?;
+        Ok(Snapshot::Exported {
+            name,
+            _holder: holder,
+        })
+    }
+
+    /// Whether snapshot `name` can still be imported (the session exporting it is open).
+    pub async fn snapshot_alive(server: &PgTarget, name: &str) -> Result<bool> {
+        let client = server.connect().await?;
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(name)
+        );
+        match client.batch_execute(&sql).await {
+            Ok(()) => Ok(true),
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(query_error(Side::Source, "checking a worker's snapshot", e)),
+        }
+    }
+
+    /// Read the catalog under `snapshot`.
+    async fn under(server: PgTarget, snapshot: Snapshot) -> Result<PgSource> {
         let source = PgSource {
             catalog: server.connect().await?,
             server,

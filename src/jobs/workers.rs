@@ -1,0 +1,125 @@
+//! The job store's side of a copy shared by workers (`seren-replicator worker`): the join lock
+//! (one worker at a time joins) and the registry of the workers' exported snapshots (table
+//! `seren_jobs.worker_snapshots` of a PostgreSQL job store).
+
+use super::store::Store;
+use super::JobStatus;
+use pipeline::{Error, ErrorKind, Result, Side};
+use seren_postgres::conn::query_error;
+use seren_postgres::shared::{advisory_lock, Coordinator};
+use seren_postgres::source::PgSource;
+use seren_postgres::PgTarget;
+use std::sync::Arc;
+use tokio_postgres::Client;
+
+/// One worker's link to the job store while it joins and runs the shared copy.
+pub struct StoreCoordinator {
+    client: Client,
+    store: Arc<Store>,
+    job: String,
+    worker: String,
+}
+
+impl StoreCoordinator {
+    /// Connect to the PostgreSQL job store `state` and wait for `job`'s join lock, held until
+    /// [`Coordinator::joined`] (or until this worker exits).
+    pub async fn lock(state: &str, store: Arc<Store>, job: &str, worker: &str) -> Result<Self> {
+        let client = PgTarget::parse(state, Side::Target)?.connect().await?;
+        advisory_lock(&client, Side::Target, &join_lock(job), true).await?;
+        Ok(StoreCoordinator {
+            client,
+            store,
+            job: job.to_string(),
+            worker: worker.to_string(),
+        })
+    }
+
+    /// The snapshot of a live worker of this job, to join; dead workers' entries are removed.
+    /// `None`: no worker is alive, this one starts (or restarts) the copy.
+    pub async fn live_snapshot(&self, source: &PgTarget) -> Result<Option<String>> {
+        let err = |e| query_error(Side::Target, "reading the worker registry", e);
+        let rows = self
+            .client
+            .query(
+                "SELECT worker, snapshot FROM seren_jobs.worker_snapshots WHERE job_id = $1 \
+                 ORDER BY joined_at DESC",
+                &[&self.job],
+            )
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let (worker, snapshot): (String, String) = (row.get(0), row.get(1));
+            if PgSource::snapshot_alive(source, &snapshot).await? {
+                return Ok(Some(snapshot));
+            }
+            self.client
+                .execute(
+                    "DELETE FROM seren_jobs.worker_snapshots WHERE job_id = $1 AND worker = $2",
+                    &[&self.job, &worker],
+                )
+                .await
+                .map_err(err)?;
+        }
+        Ok(None)
+    }
+
+    async fn log(&self, line: &str) -> Result<()> {
+        self.store
+            .append_log(&self.job, &format!("worker {}", self.worker), line)
+            .await
+            .map_err(store_error)
+    }
+}
+
+#[async_trait::async_trait]
+impl Coordinator for StoreCoordinator {
+    async fn joined(&self, snapshot: &str) -> Result<()> {
+        let err = |e| query_error(Side::Target, "registering the worker", e);
+        self.client
+            .execute(
+                "INSERT INTO seren_jobs.worker_snapshots (job_id, worker, snapshot) \
+                 VALUES ($1, $2, $3) ON CONFLICT (job_id, worker) \
+                 DO UPDATE SET snapshot = EXCLUDED.snapshot, joined_at = now()",
+                &[&self.job, &self.worker, &snapshot],
+            )
+            .await
+            .map_err(err)?;
+        self.store
+            .start_attempt(&self.job)
+            .await
+            .map_err(store_error)?;
+        // Logged under the join lock: log lines are numbered one after another.
+        self.log("joined the copy").await?;
+        self.client
+            .query_one(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&join_lock(&self.job)],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn completed(&self) -> Result<()> {
+        self.store
+            .finish(&self.job, JobStatus::Succeeded, Some(0), None)
+            .await
+            .map_err(store_error)?;
+        self.client
+            .execute(
+                "DELETE FROM seren_jobs.worker_snapshots WHERE job_id = $1",
+                &[&self.job],
+            )
+            .await
+            .map_err(|e| query_error(Side::Target, "clearing the worker registry", e))?;
+        self.log("finished the copy").await
+    }
+}
+
+fn join_lock(job: &str) -> String {
+    format!("seren-replicator join {job}")
+}
+
+fn store_error(e: anyhow::Error) -> Error {
+    Error::new(ErrorKind::Query, Side::Target, format!("job store: {e:#}"))
+}
