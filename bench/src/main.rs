@@ -13,6 +13,8 @@
 //!   bare Rust-driver scan of the collection (`mongo.rs`).
 //! - `seren-bench parquet [ROWS]` (default 5,000,000): a generated Parquet file, ours (native)
 //!   vs a server-side `COPY … FROM 'file.csv'` of the same values and `psql \copy` (`parquet.rs`).
+//! - `seren-bench workers [ROWS]` (default 4,000,000): one PostgreSQL → PostgreSQL job shared by
+//!   1, 2 and 3 `worker` processes (`workers.rs`).
 //!
 //! Build both binaries first: `cargo build --release -p seren-replicator -p seren-bench`.
 
@@ -20,6 +22,7 @@ mod mongo;
 mod mysql;
 mod parquet;
 mod pg;
+mod workers;
 
 use anyhow::{bail, Context, Result};
 use seren_replicator::throwaway::ThrowawayPg;
@@ -165,6 +168,7 @@ fn main() -> Result<()> {
         Some("mongo") => mongo::run(args.get(1)),
         Some("mongo-scan") => mongo::scan_main(&args[1..]),
         Some("parquet") => parquet::run(args.get(1)),
+        Some("workers") => workers::run(args.get(1)),
         _ => sqlite_main(args.first()),
     }
 }

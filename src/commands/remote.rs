@@ -306,6 +306,14 @@ pub async fn run(args: JobsArgs, ui: &Ui) -> Result<i32> {
                 println!("Source: {}", job["source"].as_str().unwrap_or(""));
                 println!("Target: {}", job["target"].as_str().unwrap_or(""));
                 println!("{}", status_line(&job));
+                for w in job["workers"].as_array().into_iter().flatten() {
+                    println!(
+                        "Worker {}: joined {}, last seen {}",
+                        w["name"].as_str().unwrap_or(""),
+                        w["joined_at"].as_str().unwrap_or(""),
+                        w["seen_at"].as_str().unwrap_or("")
+                    );
+                }
                 if let Some(c) = job["exit_code"].as_i64() {
                     println!("Exit code: {c}");
                 }

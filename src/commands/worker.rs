@@ -107,7 +107,8 @@ pub async fn run(args: WorkerArgs, ui: &Ui) -> Result<i32> {
     };
     let outcome = init_pg::run_shared(init, ui, Some(shared)).await;
     if let Err(e) = &outcome {
-        let line = Scrubber::new(&[&creds.source, &creds.target]).scrub(&format!("failed: {e:#}"));
+        let line = Scrubber::new(&[&creds.source, &creds.target])
+            .scrub(&format!("worker {name} failed: {e:#}"));
         store
             .append_log(&job.id, &format!("worker {name}"), &line)
             .await?;

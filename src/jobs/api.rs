@@ -188,6 +188,14 @@ async fn find(state: &ApiState, id: &str) -> Result<JobRecord, Box<Response>> {
 
 async fn status(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> Response {
     match find(&state, &id).await {
+        Ok(j) if j.options.workers => match state.store.workers(&id).await {
+            Ok(workers) => {
+                let mut v = detail(&j);
+                v["workers"] = Value::from(workers);
+                Json(v).into_response()
+            }
+            Err(e) => internal(e),
+        },
         Ok(j) => Json(detail(&j)).into_response(),
         Err(r) => *r,
     }

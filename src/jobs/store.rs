@@ -151,6 +151,7 @@ CREATE TABLE IF NOT EXISTS worker_snapshots (
     worker TEXT NOT NULL,
     snapshot TEXT NOT NULL,
     joined_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    seen_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (job_id, worker)
 );
 ";
@@ -417,6 +418,30 @@ impl Store {
             &[&id, &stream, &line],
         )
         .await
+    }
+
+    /// The workers sharing job `id`'s copy, as `GET /jobs/{id}` shows them: name, when it
+    /// joined and when its last heartbeat came (RFC 3339). Workers need a PostgreSQL store, so
+    /// a SQLite store has none.
+    pub async fn workers(&self, id: &str) -> Result<Vec<serde_json::Value>> {
+        let Backend::Postgres(client) = &self.backend else {
+            return Ok(Vec::new());
+        };
+        let rows = client
+            .query(
+                "SELECT worker, to_json(joined_at) #>> '{}', to_json(seen_at) #>> '{}' \
+                 FROM worker_snapshots WHERE job_id = $1 ORDER BY joined_at",
+                &[&id],
+            )
+            .await
+            .context("job store")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({"name": r.get::<_, String>(0),
+                    "joined_at": r.get::<_, String>(1), "seen_at": r.get::<_, String>(2)})
+            })
+            .collect())
     }
 
     /// Up to `limit` log lines after position `after`.

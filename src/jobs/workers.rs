@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 /// One worker's link to the job store while it joins and runs the shared copy.
 pub struct StoreCoordinator {
-    client: Client,
+    client: Arc<Client>,
     store: Arc<Store>,
     job: String,
     worker: String,
@@ -27,7 +27,7 @@ impl StoreCoordinator {
         let client = PgTarget::parse(state, Side::Target)?.connect().await?;
         advisory_lock(&client, Side::Target, &join_lock(job), true).await?;
         Ok(StoreCoordinator {
-            client,
+            client: Arc::new(client),
             store,
             job: job.to_string(),
             worker: worker.to_string(),
@@ -65,7 +65,11 @@ impl StoreCoordinator {
 
     async fn log(&self, line: &str) -> Result<()> {
         self.store
-            .append_log(&self.job, &format!("worker {}", self.worker), line)
+            .append_log(
+                &self.job,
+                &format!("worker {}", self.worker),
+                &format!("worker {}: {line}", self.worker),
+            )
             .await
             .map_err(store_error)
     }
@@ -90,6 +94,7 @@ impl Coordinator for StoreCoordinator {
             .map_err(store_error)?;
         // Logged under the join lock: log lines are numbered one after another.
         self.log("joined the copy").await?;
+        self.heartbeat();
         self.client
             .query_one(
                 "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
@@ -115,6 +120,32 @@ impl Coordinator for StoreCoordinator {
         self.log("finished the copy").await
     }
 }
+
+impl StoreCoordinator {
+    /// Mark this worker alive every [`HEARTBEAT`] (`seen_at`, shown by `GET /jobs/{id}`) for
+    /// as long as the process lives. Its claims do not depend on it: they end with its sessions.
+    fn heartbeat(&self) {
+        let (client, job, worker) = (self.client.clone(), self.job.clone(), self.worker.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let beat = client
+                    .execute(
+                        "UPDATE seren_jobs.worker_snapshots SET seen_at = now() \
+                         WHERE job_id = $1 AND worker = $2",
+                        &[&job, &worker],
+                    )
+                    .await;
+                if let Err(e) = beat {
+                    tracing::warn!(error = %e, "worker heartbeat failed");
+                }
+            }
+        });
+    }
+}
+
+/// How often a worker marks itself alive in the job store.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn join_lock(job: &str) -> String {
     format!("seren-replicator join {job}")

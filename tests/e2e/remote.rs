@@ -297,6 +297,21 @@ fn the_token_is_required_and_the_server_refuses_unsafe_settings() {
     }
 }
 
+/// `docs/openapi.json`.
+fn openapi() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Assert a `GET /jobs/{id}` answer carries every field the document requires.
+fn check_job(job: &Value, at: &str) {
+    let doc = openapi();
+    check_fields(&doc, &doc["components"]["schemas"]["Job"], job, at);
+}
+
 /// `$ref` → the schema it names.
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     match schema["$ref"].as_str() {
@@ -334,11 +349,7 @@ fn check_fields(doc: &Value, schema: &Value, value: &Value, at: &str) {
 
 #[test]
 fn openapi_document_matches_the_server() {
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let doc = openapi();
     let dir = tempdir();
     let server = JobServer::start(dir.path());
     let small = sqlite_source(dir.path(), 500);
@@ -422,9 +433,8 @@ fn openapi_document_matches_the_server() {
     let cancelled = server.wait_finished(&big_id, Duration::from_secs(60));
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["exit_code"], 130, "{cancelled}");
-    let job_schema = &doc["components"]["schemas"]["Job"];
-    check_fields(&doc, job_schema, &cancelled, "cancelled job");
-    check_fields(&doc, job_schema, &finished, "finished job");
+    check_job(&cancelled, "cancelled job");
+    check_job(&finished, "finished job");
 }
 
 #[test]

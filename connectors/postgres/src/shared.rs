@@ -95,7 +95,12 @@ pub fn claims_sql(plan: &BTreeMap<String, Vec<Partition>>) -> String {
 
 /// Take the advisory lock named `name` on `client`'s session (a server on `side`): waiting for it, or (with `wait`
 /// false) returning whether it was free. It is held until the session ends or it is unlocked.
+/// The session gets [`KEEPALIVES`], so a vanished holder's lock is freed within a minute.
 pub async fn advisory_lock(client: &Client, side: Side, name: &str, wait: bool) -> Result<bool> {
+    client
+        .batch_execute(KEEPALIVES)
+        .await
+        .map_err(|e| query_error(side, "setting keepalives", e))?;
     let sql = if wait {
         "SELECT pg_advisory_lock(hashtextextended($1, 0)) IS NOT NULL"
     } else {

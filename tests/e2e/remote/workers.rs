@@ -3,7 +3,7 @@
 //! two finish the copy; `verify` is exact, no row is duplicated, the job is marked succeeded,
 //! and no password shows anywhere.
 
-use super::server::{JobServer, PASSWORD_URL};
+use super::server::{run_remote, JobServer, PASSWORD_URL};
 use crate::bad_input_suite::{assert_clean, pw_url};
 use crate::harness::{cli, free_port, fresh_db, output, psql, run};
 use std::process::{Child, Stdio};
@@ -128,6 +128,25 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
     wait_for("three workers", Duration::from_secs(60), || {
         registered() == "3"
     });
+    let (_, running) = server.call("GET", &format!("/jobs/{id}"), None);
+    assert_eq!(running["status"], "running", "{running}");
+    super::check_job(&running, "job shared by workers");
+    let (code, shown, err) = run_remote(
+        &["jobs", "--remote", &server.url(), "status", &id],
+        super::server::TOKEN,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(shown.contains("Worker w1: joined "), "{shown}");
+    let names: Vec<&str> = running["workers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{running}"))
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{running}");
+    for w in ["w0", "w1", "w2"] {
+        assert!(names.contains(&w), "{running}");
+    }
 
     // Kill the first worker while one of its partitions is being written.
     let copying = || {
@@ -227,6 +246,9 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
         "SELECT (SELECT string_agg(row_to_json(j)::text, ' ') FROM seren_jobs.jobs j) || \
                 (SELECT string_agg(row_to_json(l)::text, ' ') FROM seren_jobs.job_logs l)",
     );
-    seen.push_str(&format!("{job}{logs}{late}{err}{out}{}", server.output()));
+    seen.push_str(&format!(
+        "{job}{logs}{late}{err}{out}{shown}{running}{}",
+        server.output()
+    ));
     assert_clean(&[&seen, &stored]);
 }
