@@ -252,6 +252,16 @@ async fn cancel(State(state): State<Arc<ApiState>>, Path(id): Path<String>) -> R
         return internal(e);
     }
     state.runner.cancel(&id);
+    // Workers stop themselves when they see the request (at their next heartbeat, 2 s).
+    if job.options.workers {
+        if let Err(e) = state
+            .store
+            .finish(&id, super::JobStatus::Cancelled, None, None)
+            .await
+        {
+            return internal(e);
+        }
+    }
     tracing::info!(job = %id, trace_id = %job.trace_id, "cancel requested");
     (
         StatusCode::ACCEPTED,

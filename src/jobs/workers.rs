@@ -123,7 +123,9 @@ impl Coordinator for StoreCoordinator {
 
 impl StoreCoordinator {
     /// Mark this worker alive every [`HEARTBEAT`] (`seen_at`, shown by `GET /jobs/{id}`) for
-    /// as long as the process lives. Its claims do not depend on it: they end with its sessions.
+    /// as long as the process lives, and stop it as Ctrl-C would (SIGINT, as the server stops
+    /// the jobs it runs) once the job is cancelled. Its claims do not depend on the heartbeat:
+    /// they end with its sessions.
     fn heartbeat(&self) {
         let (client, job, worker) = (self.client.clone(), self.job.clone(), self.worker.clone());
         tokio::spawn(async move {
@@ -139,13 +141,25 @@ impl StoreCoordinator {
                 if let Err(e) = beat {
                     tracing::warn!(error = %e, "worker heartbeat failed");
                 }
+                let cancelled = client
+                    .query_one(
+                        "SELECT cancel_requested FROM seren_jobs.jobs WHERE id = $1",
+                        &[&job],
+                    )
+                    .await
+                    .is_ok_and(|r| r.get::<_, bool>(0));
+                if cancelled {
+                    eprintln!("worker {worker}: job {job} was cancelled: stopping");
+                    unsafe { libc::kill(std::process::id() as i32, libc::SIGINT) };
+                    break;
+                }
             }
         });
     }
 }
 
 /// How often a worker marks itself alive in the job store.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn join_lock(job: &str) -> String {
     format!("seren-replicator join {job}")

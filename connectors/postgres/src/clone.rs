@@ -649,7 +649,7 @@ impl ClonePlan {
         let mut steps_done = self.steps_done.clone();
         // Shared: copy what no worker holds until every partition and index is done, then
         // take the final lock; the first worker through does the final steps.
-        let mut _final_lock = None;
+        let mut final_lock = None;
         if let Some(shared) = &self.opts.shared {
             loop {
                 let Some(state) = state::load(&target.connect().await?).await? else {
@@ -698,7 +698,7 @@ impl ClonePlan {
                 return Ok(report);
             };
             steps_done = state.steps_done;
-            _final_lock = Some((client, shared));
+            final_lock = Some((client, shared));
         }
 
         // Connected after the copy: a connection held across it would not survive a target
@@ -719,7 +719,7 @@ impl ClonePlan {
         if self.opts.blobs && !steps_done.contains("blobs") {
             report.large_objects = self.copy_large_objects(&mut client).await?;
         }
-        if let Some((_, shared)) = &_final_lock {
+        if let Some((_, shared)) = &final_lock {
             shared.coordinator.completed().await?;
         }
         if !self.opts.keep_state {

@@ -50,12 +50,19 @@ impl Worker {
     }
 
     /// Wait for its exit; returns its output after asserting it succeeded.
-    fn finish(mut self, limit: Duration) -> String {
+    fn finish(self, limit: Duration) -> String {
+        let name = self.name.clone();
+        let (code, out) = self.exit(limit);
+        assert_eq!(code, 0, "{name} failed:\n{out}");
+        out
+    }
+
+    /// Wait for its exit; returns its exit code and output.
+    fn exit(mut self, limit: Duration) -> (i32, String) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} failed:\n{}", self.name, self.output());
-                return self.output();
+                return (status.code().unwrap_or(-1), self.output());
             }
             assert!(
                 started.elapsed() < limit,
@@ -66,6 +73,17 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Whether worker `name` is writing a partition into database `db` now.
+fn writing(db: &str, name: &str) -> bool {
+    psql(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}' \
+             AND state = 'active' AND query LIKE 'COPY%FROM STDIN%'"
+        ),
+    ) == "1"
 }
 
 fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
@@ -149,15 +167,8 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
     }
 
     // Kill the first worker while one of its partitions is being written.
-    let copying = || {
-        psql(
-            &dst,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'w0' \
-             AND state = 'active' AND query LIKE 'COPY%FROM STDIN%'",
-        )
-    };
     wait_for("w0 writing a partition", Duration::from_secs(60), || {
-        copying() == "1"
+        writing(&dst, "w0")
     });
     let done_before = psql(
         &dst,
@@ -251,4 +262,47 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
         server.output()
     ));
     assert_clean(&[&seen, &stored]);
+}
+
+#[test]
+fn cancelling_a_shared_job_stops_its_workers() {
+    let dir = crate::harness::tempdir();
+    let (state, _) = fresh_db();
+    let server = JobServer::start_with(dir.path(), free_port(), &state);
+    let key = dir.path().join("key");
+    let key = key.to_str().unwrap();
+    let (_, src) = fresh_db();
+    psql(
+        &src,
+        "CREATE TABLE t0 (id bigint PRIMARY KEY, s text);
+         INSERT INTO t0 SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 2000000) i;",
+    );
+    let (_, dst) = fresh_db();
+    let (code, job) = server.call(
+        "POST",
+        "/jobs",
+        Some(&serde_json::json!({"source": pw_url(&src, PASSWORD_URL),
+            "target": pw_url(&dst, PASSWORD_URL), "no_sync": true, "workers": true,
+            "split_tables_larger_than": "4MB"})),
+    );
+    assert_eq!(code, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let worker = Worker::start(&id, &state, key, "c0");
+    wait_for("c0 writing a partition", Duration::from_secs(60), || {
+        writing(&dst, "c0")
+    });
+    let (code, out, err) = run_remote(
+        &["jobs", "--remote", &server.url(), "cancel", &id],
+        super::server::TOKEN,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out) = worker.exit(Duration::from_secs(60));
+    assert_eq!(code, 130, "stopped as by Ctrl-C:\n{out}");
+    assert!(out.contains("was cancelled"), "{out}");
+    let (_, job) = server.call("GET", &format!("/jobs/{id}"), None);
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let (code, late) = Worker::start(&id, &state, key, "c1").exit(Duration::from_secs(60));
+    assert_ne!(code, 0);
+    assert!(late.contains("is cancelled"), "{late}");
+    assert_clean(&[&out, &late, &job.to_string(), &server.output()]);
 }
