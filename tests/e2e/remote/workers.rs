@@ -97,13 +97,52 @@ fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
     }
 }
 
+/// A job server with a PostgreSQL job store, and its credential key.
+struct Store {
+    server: JobServer,
+    state: String,
+    state_db: String,
+    key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn start() -> Store {
+        let dir = crate::harness::tempdir();
+        let (state, state_db) = fresh_db();
+        let server = JobServer::start_with(dir.path(), free_port(), &state);
+        let key = dir.path().join("key").to_str().unwrap().to_string();
+        Store {
+            server,
+            state,
+            state_db,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// Submit a copy of database `src` into `dst` for workers; returns the job id.
+    fn submit(&self, src: &str, dst: &str) -> String {
+        let (code, job) = self.server.call(
+            "POST",
+            "/jobs",
+            Some(&serde_json::json!({"source": pw_url(src, PASSWORD_URL),
+                "target": pw_url(dst, PASSWORD_URL), "no_sync": true, "workers": true,
+                "split_tables_larger_than": "4MB"})),
+        );
+        assert_eq!(code, 201, "{job}");
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    fn worker(&self, job: &str, name: &str) -> Worker {
+        Worker::start(job, &self.state, &self.key, name)
+    }
+}
+
 #[test]
 fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
-    let dir = crate::harness::tempdir();
-    let (state, state_db) = fresh_db();
-    let server = JobServer::start_with(dir.path(), free_port(), &state);
-    let key = dir.path().join("key");
-    let key = key.to_str().unwrap();
+    let store = Store::start();
+    let (server, state_db) = (&store.server, &store.state_db);
     let src = super::pg_source(1, 1_200_000);
     psql(
         &src,
@@ -113,17 +152,7 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
     let source = pw_url(&src, PASSWORD_URL);
     let (_, dst) = fresh_db();
     let target = pw_url(&dst, PASSWORD_URL);
-
-    let (code, job) = server.call(
-        "POST",
-        "/jobs",
-        Some(
-            &serde_json::json!({"source": source, "target": target, "no_sync": true,
-            "workers": true, "split_tables_larger_than": "4MB"}),
-        ),
-    );
-    assert_eq!(code, 201, "{job}");
-    let id = job["id"].as_str().unwrap().to_string();
+    let id = store.submit(&src, &dst);
     std::thread::sleep(Duration::from_secs(1));
     let (_, queued) = server.call("GET", &format!("/jobs/{id}"), None);
     assert_eq!(
@@ -133,16 +162,13 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
 
     let registered = || {
         psql(
-            &state_db,
+            state_db,
             &format!("SELECT count(*) FROM seren_jobs.worker_snapshots WHERE job_id = '{id}'"),
         )
     };
     // Started together, as a Kubernetes Job's pods would be: they join one at a time.
-    let mut first = Worker::start(&id, &state, key, "w0");
-    let others = [
-        Worker::start(&id, &state, key, "w1"),
-        Worker::start(&id, &state, key, "w2"),
-    ];
+    let mut first = store.worker(&id, "w0");
+    let others = [store.worker(&id, "w1"), store.worker(&id, "w2")];
     wait_for("three workers", Duration::from_secs(60), || {
         registered() == "3"
     });
@@ -233,7 +259,7 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
     assert!(logs.contains("finished the copy"), "{logs}");
 
     // A worker started after the end has nothing to do; a wrong job id is an error.
-    let late = Worker::start(&id, &state, key, "w3").finish(Duration::from_secs(60));
+    let late = store.worker(&id, "w3").finish(Duration::from_secs(60));
     assert!(late.contains("is complete"), "{late}");
     let (code, _, err) = output(
         cli()
@@ -242,9 +268,9 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
                 "--job",
                 "no-such-job",
                 "--state",
-                &state,
+                &store.state,
                 "--key-file",
-                key,
+                &store.key,
             ])
             .output()
             .unwrap(),
@@ -253,7 +279,7 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
     assert!(err.contains("no job no-such-job"), "{err}");
 
     let stored = psql(
-        &state_db,
+        state_db,
         "SELECT (SELECT string_agg(row_to_json(j)::text, ' ') FROM seren_jobs.jobs j) || \
                 (SELECT string_agg(row_to_json(l)::text, ' ') FROM seren_jobs.job_logs l)",
     );
@@ -266,11 +292,8 @@ fn three_workers_share_a_migration_and_one_is_killed_mid_partition() {
 
 #[test]
 fn cancelling_a_shared_job_stops_its_workers() {
-    let dir = crate::harness::tempdir();
-    let (state, _) = fresh_db();
-    let server = JobServer::start_with(dir.path(), free_port(), &state);
-    let key = dir.path().join("key");
-    let key = key.to_str().unwrap();
+    let store = Store::start();
+    let server = &store.server;
     let (_, src) = fresh_db();
     psql(
         &src,
@@ -278,16 +301,8 @@ fn cancelling_a_shared_job_stops_its_workers() {
          INSERT INTO t0 SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 2000000) i;",
     );
     let (_, dst) = fresh_db();
-    let (code, job) = server.call(
-        "POST",
-        "/jobs",
-        Some(&serde_json::json!({"source": pw_url(&src, PASSWORD_URL),
-            "target": pw_url(&dst, PASSWORD_URL), "no_sync": true, "workers": true,
-            "split_tables_larger_than": "4MB"})),
-    );
-    assert_eq!(code, 201, "{job}");
-    let id = job["id"].as_str().unwrap().to_string();
-    let worker = Worker::start(&id, &state, key, "c0");
+    let id = store.submit(&src, &dst);
+    let worker = store.worker(&id, "c0");
     wait_for("c0 writing a partition", Duration::from_secs(60), || {
         writing(&dst, "c0")
     });
@@ -301,7 +316,7 @@ fn cancelling_a_shared_job_stops_its_workers() {
     assert!(out.contains("was cancelled"), "{out}");
     let (_, job) = server.call("GET", &format!("/jobs/{id}"), None);
     assert_eq!(job["status"], "cancelled", "{job}");
-    let (code, late) = Worker::start(&id, &state, key, "c1").exit(Duration::from_secs(60));
+    let (code, late) = store.worker(&id, "c1").exit(Duration::from_secs(60));
     assert_ne!(code, 0);
     assert!(late.contains("is cancelled"), "{late}");
     assert_clean(&[&out, &late, &job.to_string(), &server.output()]);
