@@ -6,9 +6,9 @@ use super::Ui;
 use crate::cli::ServeArgs;
 use crate::jobs::api::{router, ApiState};
 use crate::jobs::crypto::JobKey;
+use crate::jobs::parse_duration;
 use crate::jobs::runner::Runner;
 use crate::jobs::store::Store;
-use crate::jobs::{parse_duration, JobStatus};
 use anyhow::{Context, Result};
 use pipeline::Error;
 use std::net::SocketAddr;
@@ -33,15 +33,11 @@ pub async fn run(args: ServeArgs, ui: &Ui) -> Result<i32> {
         .await
         .map_err(|e| Error::config(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr()?;
-    // Jobs the last run left behind: started again, each resuming from its checkpoint.
+    // Jobs the last run left behind: started again, each resuming from its checkpoint (unless
+    // another server sharing a PostgreSQL store runs it: see `Store::claim`).
     for job in store.unfinished().await? {
         if job.options.workers {
             continue; // its workers run it
-        }
-        if job.status == JobStatus::Running {
-            store
-                .append_log(&job.id, "server", "the server restarted")
-                .await?;
         }
         tracing::info!(job = %job.id, trace_id = %job.trace_id, "restarting an unfinished job");
         runner.start(job.id);

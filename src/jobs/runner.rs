@@ -50,8 +50,9 @@ impl Runner {
         }
     }
 
-    /// Run job `id` in the background (from an async context: the child's parent-death signal
-    /// follows the thread that spawns it, and runtime worker threads live as long as the server).
+    /// Run job `id` in the background, unless another server sharing the store runs it (from an
+    /// async context: the child's parent-death signal follows the thread that spawns it, and
+    /// runtime worker threads live as long as the server).
     pub fn start(self: &Arc<Self>, id: String) {
         let (tx, rx) = watch::channel(false);
         self.running
@@ -60,7 +61,19 @@ impl Runner {
             .insert(id.clone(), tx);
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.run(&id, rx).await {
+            let outcome = match me.store.claim(&id).await {
+                Ok(true) => {
+                    let ran = me.run(&id, rx).await;
+                    let released = me.store.release(&id).await;
+                    ran.and(released)
+                }
+                Ok(false) => {
+                    tracing::info!(job = %id, "another job server sharing the store runs this job");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
                 if !me.shutting_down.load(Ordering::SeqCst) {
                     let message = format!("the job server could not run the job: {e:#}");
                     tracing::error!(job = %id, "{message}");

@@ -190,6 +190,10 @@ const COLUMNS: &str = "id, trace_id, status, exit_code, created_at, started_at, 
     started_unix, attempts, timeout_seconds, options, source_shown, target_shown, credentials, \
     progress, result, error, cancel_requested";
 
+fn job_lock(id: &str) -> String {
+    format!("seren-replicator job {id}")
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -418,6 +422,37 @@ impl Store {
             &[&id, &stream, &line],
         )
         .await
+    }
+
+    /// Take job `id` for this server: in a PostgreSQL store, a session lock on the store's
+    /// connection, so of several servers sharing the store only one runs the job, and the lock
+    /// ends with its server. A SQLite store belongs to one server: always taken.
+    pub async fn claim(&self, id: &str) -> Result<bool> {
+        let Backend::Postgres(client) = &self.backend else {
+            return Ok(true);
+        };
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&job_lock(id)],
+            )
+            .await
+            .context("job store")?;
+        Ok(row.get(0))
+    }
+
+    /// Let go of job `id` (see [`Store::claim`]).
+    pub async fn release(&self, id: &str) -> Result<()> {
+        if let Backend::Postgres(client) = &self.backend {
+            client
+                .query_one(
+                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                    &[&job_lock(id)],
+                )
+                .await
+                .context("job store")?;
+        }
+        Ok(())
     }
 
     /// The workers sharing job `id`'s copy, as `GET /jobs/{id}` shows them: name, when it

@@ -477,6 +477,47 @@ fn postgresql_job_store_keeps_jobs_across_a_restart_without_passwords() {
     assert_clean(&[&seen, &stored]);
 }
 
+/// A second server started on the same PostgreSQL store while the first runs a job does not
+/// run that job again: the job runs once, on the first.
+#[test]
+fn two_servers_on_one_postgresql_store_run_each_job_once() {
+    let dir = tempdir();
+    let (state_url, _) = fresh_db();
+    let first = JobServer::start_with(dir.path(), free_port(), &state_url);
+    let source = sqlite_source(dir.path(), 300_000);
+    let (target, _) = fresh_db();
+    let (code, job) = first.call(
+        "POST",
+        "/jobs",
+        Some(&serde_json::json!({"source": source, "target": target})),
+    );
+    assert_eq!(code, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let (_, job) = first.call("GET", &format!("/jobs/{id}"), None);
+        assert!(
+            matches!(job["status"].as_str(), Some("queued" | "running")),
+            "{job}"
+        );
+        if job["progress"]["rows"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = JobServer::start_with(dir.path(), free_port(), &state_url);
+    let done = first.wait_finished(&id, Duration::from_secs(120));
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 1, "run once: {done}");
+    let (_, logs) = second.call("GET", &format!("/jobs/{id}/logs"), None);
+    assert_eq!(
+        logs.to_string().matches("starting init").count(),
+        1,
+        "{logs}"
+    );
+}
+
 #[test]
 fn a_job_past_its_timeout_is_interrupted() {
     let dir = tempdir();
