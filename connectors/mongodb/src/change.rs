@@ -69,6 +69,46 @@ impl MongoSource {
     fn change_error(&self, message: String) -> Error {
         Error::new(ErrorKind::Config, Side::Source, message)
     }
+
+    /// The resume token of a change stream opened on the database now, read through a client
+    /// of its own that is shut down before returning: a dropped change stream's cursor is
+    /// killed in a background task, which panics if the process's runtime stops first.
+    async fn token_now(&self) -> Result<ResumeToken> {
+        let what = || format!("opening a change stream on MongoDB {}", self.shown);
+        let client = mongodb::Client::with_options(self.client_options.clone())
+            .map_err(|e| mongo(e, what()))?;
+        let token = async {
+            let mut stream = client
+                .database(self.db.name())
+                .watch()
+                .max_await_time(MAX_AWAIT)
+                .await
+                .map_err(|e| mongo(e, what()))?;
+            if stream.resume_token().is_none() {
+                stream.next_if_any().await.map_err(|e| mongo(e, what()))?;
+            }
+            stream.resume_token().ok_or_else(|| {
+                self.change_error(format!(
+                    "MongoDB {} gave no resume token for a new change stream, so the copy \
+                     cannot be tied to a change-stream position",
+                    self.shown
+                ))
+            })
+        }
+        .await;
+        shut_down(client).await;
+        token
+    }
+}
+
+/// Shut `client` down, waiting (up to 5 s) for its dropped cursors to be killed.
+async fn shut_down(client: mongodb::Client) {
+    if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("the MongoDB client did not shut down within 5 s");
+    }
 }
 
 #[async_trait::async_trait]
@@ -91,34 +131,11 @@ impl ChangeCapture for MongoSource {
                 self.shown
             )));
         }
-        self.db.watch().await.map_err(|e| {
-            mongo(
-                e,
-                format!("opening a change stream on MongoDB {}", self.shown),
-            )
-        })?;
-        Ok(())
+        self.token_now().await.map(drop)
     }
 
     async fn start_snapshot(&self, _readers: usize) -> Result<serde_json::Value> {
-        let what = || format!("opening a change stream on MongoDB {}", self.shown);
-        let mut stream = self
-            .db
-            .watch()
-            .max_await_time(MAX_AWAIT)
-            .await
-            .map_err(|e| mongo(e, what()))?;
-        if stream.resume_token().is_none() {
-            stream.next_if_any().await.map_err(|e| mongo(e, what()))?;
-        }
-        match stream.resume_token() {
-            Some(token) => position(&token),
-            None => Err(self.change_error(format!(
-                "MongoDB {} gave no resume token for a new change stream, so the copy cannot be \
-                 tied to a change-stream position",
-                self.shown
-            ))),
-        }
+        position(&self.token_now().await?)
     }
 
     async fn stream(
@@ -288,12 +305,7 @@ impl ChangeStream for MongoChangeStream {
     async fn close(self: Box<Self>) {
         let client = self.client.clone();
         drop(self);
-        if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::debug!("the MongoDB client did not shut down within 5 s");
-        }
+        shut_down(client).await;
     }
 
     async fn next(&mut self) -> Result<Option<ChangeSet>> {

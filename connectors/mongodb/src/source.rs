@@ -34,6 +34,8 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// A MongoDB database, opened for reading.
 pub struct MongoSource {
     pub(crate) client: Client,
+    /// The options `client` was made with, for short-lived clients (see `change.rs`).
+    pub(crate) client_options: ClientOptions,
     pub(crate) db: Database,
     /// `host:port/db`, for messages (never credentials).
     pub(crate) shown: String,
@@ -71,7 +73,7 @@ impl MongoSource {
         client_options
             .app_name
             .get_or_insert("seren-replicator".into());
-        let client = Client::with_options(client_options)
+        let client = Client::with_options(client_options.clone())
             .map_err(|e| redact_err(mongo(e, format!("connecting to MongoDB {shown}")), uri))?;
         let db = client.database(&db_name);
         db.run_command(doc! {"ping": 1})
@@ -79,6 +81,7 @@ impl MongoSource {
             .map_err(|e| redact_err(mongo(e, format!("connecting to MongoDB {shown}")), uri))?;
         let source = MongoSource {
             client,
+            client_options,
             db,
             shown,
             options,
