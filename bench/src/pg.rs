@@ -27,7 +27,7 @@ const DB: &str = "bench";
 const METHODS: [&str; 4] = ["ours", "raw", "pgcopydb", "pgdump"];
 
 /// Same settings on both clusters; durability stays at the defaults (fsync on).
-const SETTINGS: &[&str] = &[
+pub(crate) const SETTINGS: &[&str] = &[
     "shared_buffers=256MB",
     "max_wal_size=4GB",
     "checkpoint_timeout=30min",

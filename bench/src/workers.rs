@@ -6,19 +6,13 @@
 //! Usage: `seren-bench workers [ROWS]` (default 4,000,000). Build both binaries in release
 //! mode first.
 
+use super::pg::SETTINGS;
 use super::{createdb, measure, our_binary};
 use anyhow::{bail, Context, Result};
 use seren_replicator::throwaway::{psql, ThrowawayPg};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-/// Same settings on both clusters; durability stays at the defaults (fsync on).
-const SETTINGS: &[&str] = &[
-    "shared_buffers=256MB",
-    "max_wal_size=4GB",
-    "checkpoint_timeout=30min",
-    "maintenance_work_mem=256MB",
-];
 const TOKEN: &str = "bench-token";
 
 pub fn run(rows: Option<&String>) -> Result<()> {

@@ -7,7 +7,9 @@
 
 use super::{JobSpec, JobStatus};
 use anyhow::{Context, Result};
+use pipeline::Side;
 use rusqlite::Connection;
+use seren_postgres::shared::{advisory_lock, advisory_unlock};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -431,26 +433,13 @@ impl Store {
         let Backend::Postgres(client) = &self.backend else {
             return Ok(true);
         };
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&job_lock(id)],
-            )
-            .await
-            .context("job store")?;
-        Ok(row.get(0))
+        Ok(advisory_lock(client, Side::Target, &job_lock(id), false).await?)
     }
 
     /// Let go of job `id` (see [`Store::claim`]).
     pub async fn release(&self, id: &str) -> Result<()> {
         if let Backend::Postgres(client) = &self.backend {
-            client
-                .query_one(
-                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                    &[&job_lock(id)],
-                )
-                .await
-                .context("job store")?;
+            advisory_unlock(client, Side::Target, &job_lock(id)).await?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use super::store::Store;
 use super::JobStatus;
 use pipeline::{Error, ErrorKind, Result, Side};
 use seren_postgres::conn::query_error;
-use seren_postgres::shared::{advisory_lock, Coordinator};
+use seren_postgres::shared::{advisory_lock, advisory_unlock, Coordinator};
 use seren_postgres::source::PgSource;
 use seren_postgres::PgTarget;
 use std::sync::Arc;
@@ -95,14 +95,7 @@ impl Coordinator for StoreCoordinator {
         // Logged under the join lock: log lines are numbered one after another.
         self.log("joined the copy").await?;
         self.heartbeat();
-        self.client
-            .query_one(
-                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                &[&join_lock(&self.job)],
-            )
-            .await
-            .map_err(err)?;
-        Ok(())
+        advisory_unlock(&self.client, Side::Target, &join_lock(&self.job)).await
     }
 
     async fn completed(&self) -> Result<()> {

@@ -12,7 +12,7 @@
 use crate::catalog::PgTable;
 use crate::conn::{query_error, PgTarget};
 use crate::schema::PostDataEntry;
-use crate::shared::{advisory_lock, finished_elsewhere, CLAIM_PARTITION, KEEPALIVES};
+use crate::shared::{finished_elsewhere, take_index_build, CLAIM_PARTITION, KEEPALIVES};
 use crate::state::{mark_step, MARK_PARTITION};
 use bytes::Bytes;
 use futures::SinkExt;
@@ -176,28 +176,10 @@ impl PgCloneSink {
             let _claim = match planned {
                 None => None,
                 Some(planned) => {
-                    let c = target.connect().await?;
-                    let lock = format!("seren-replicator {step}");
-                    if !advisory_lock(&c, Side::Target, &lock, false).await? {
-                        return Ok(());
+                    match take_index_build(&target, &table_name, &step, planned).await? {
+                        None => return Ok(()),
+                        taken => taken,
                     }
-                    let progress = c
-                        .query_one(
-                            "SELECT (SELECT count(*) FROM seren_replicator.partition_done \
-                             WHERE table_name = $1), EXISTS (SELECT 1 FROM \
-                             seren_replicator.step_done WHERE step = $2)",
-                            &[&table_name, &step],
-                        )
-                        .await;
-                    let row = match progress {
-                        Ok(row) => row,
-                        Err(e) if finished_elsewhere(&e) => return Ok(()),
-                        Err(e) => return Err(err("reading the shared copy's progress", e)),
-                    };
-                    if row.get::<_, i64>(0) < planned as i64 || row.get::<_, bool>(1) {
-                        return Ok(());
-                    }
-                    Some(c)
                 }
             };
             let builds = indexes.into_iter().map(|(what, sql)| {

@@ -16,7 +16,7 @@
 //!   every partition is committed; the final steps (foreign keys, sequences, …) by the worker
 //!   that takes the final lock first, the others then find them done.
 
-use crate::conn::query_error;
+use crate::conn::{query_error, PgTarget};
 use crate::ddl::quote_literal;
 use pipeline::{Partition, Result, Side};
 use std::collections::BTreeMap;
@@ -111,4 +111,53 @@ pub async fn advisory_lock(client: &Client, side: Side, name: &str, wait: bool) 
         .await
         .map(|r| r.get::<_, bool>(0))
         .map_err(|e| query_error(side, "taking a worker lock", e))
+}
+
+/// Let go of the advisory lock named `name` held by `client`'s session.
+pub async fn advisory_unlock(client: &Client, side: Side, name: &str) -> Result<()> {
+    client
+        .query_one(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&name],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| query_error(side, "releasing a worker lock", e))
+}
+
+/// Take the building of `table`'s indexes (resume step `step`) for this worker: only once all
+/// `planned` partitions are committed, the step is not done, and no other worker holds it.
+/// Returns the session holding the lock (keep it until the step is marked), or `None`.
+pub async fn take_index_build(
+    target: &PgTarget,
+    table: &str,
+    step: &str,
+    planned: usize,
+) -> Result<Option<Client>> {
+    let client = target.connect().await?;
+    let lock = format!("seren-replicator {step}");
+    if !advisory_lock(&client, Side::Target, &lock, false).await? {
+        return Ok(None);
+    }
+    let progress = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM seren_replicator.partition_done \
+             WHERE table_name = $1), EXISTS (SELECT 1 FROM \
+             seren_replicator.step_done WHERE step = $2)",
+            &[&table, &step],
+        )
+        .await;
+    let row = match progress {
+        Ok(row) => row,
+        Err(e) if finished_elsewhere(&e) => return Ok(None),
+        Err(e) => {
+            return Err(query_error(
+                Side::Target,
+                "reading the shared copy's progress",
+                e,
+            ))
+        }
+    };
+    let ready = row.get::<_, i64>(0) >= planned as i64 && !row.get::<_, bool>(1);
+    Ok(ready.then_some(client))
 }
