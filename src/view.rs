@@ -61,12 +61,18 @@ pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String], rows_pe
         "  {:<width$}  {:>12}  {:>10}  {:>10}",
         "table", "rows", "size", "partitions"
     );
+    // A source that reports rows but no size (some MongoDB-wire servers) leaves the size unknown.
+    let unknown = |w: &TableWork| w.table.bytes == 0 && w.table.rows > 0;
     for w in work {
         println!(
             "  {:<width$}  {:>12}  {:>10}  {:>10}",
             w.table.name,
             human_count(w.partitions.iter().map(|p| p.estimated_rows).sum()),
-            human_bytes(w.table.bytes),
+            if unknown(w) {
+                "unknown".to_string()
+            } else {
+                human_bytes(w.table.bytes)
+            },
             w.partitions.len()
         );
     }
@@ -78,10 +84,15 @@ pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String], rows_pe
     let bytes: u64 = work.iter().map(|w| w.table.bytes).sum();
     let secs = (rows as f64 / rows_per_sec).ceil() as u64;
     println!(
-        "  total: {} tables, {} rows, {}; estimated time ~{}s",
+        "  total: {} tables, {} rows, {}{}; estimated time ~{}s",
         work.len(),
         human_count(rows),
         human_bytes(bytes),
+        if work.iter().any(unknown) {
+            " (and tables of unknown size)"
+        } else {
+            ""
+        },
         secs.max(1)
     );
     for w in warnings {

@@ -1,5 +1,5 @@
-//! Reading one partition: a driver cursor of raw documents, encoded to `(_id text, JSON)` rows and
-//! cut into Arrow batches bounded by rows and bytes.
+//! Reading one partition: a driver cursor of raw documents, read ahead in chunks bounded by rows
+//! and bytes, each encoded to an Arrow batch of `(_id text, JSON)` rows.
 
 use crate::encode;
 use crate::error::{document, mongo};
@@ -8,10 +8,12 @@ use crate::source::MongoSource;
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use mongodb::bson::RawDocument;
+use futures::TryStreamExt;
+use mongodb::bson::{RawDocument, RawDocumentBuf};
 use mongodb::Cursor;
 use pipeline::{BatchStream, Error, Partition, Result, TableInfo};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Documents asked of the server per round trip (the server also caps replies at 16 MB).
 const CURSOR_BATCH: u32 = 1000;
@@ -21,8 +23,6 @@ pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     ids: StringBuilder,
     documents: StringBuilder,
-    rows: usize,
-    bytes: usize,
 }
 
 impl BatchBuilder {
@@ -32,8 +32,6 @@ impl BatchBuilder {
             schema,
             ids: StringBuilder::new(),
             documents: StringBuilder::new(),
-            rows: 0,
-            bytes: 0,
         }
     }
 
@@ -44,29 +42,15 @@ impl BatchBuilder {
             let id = encode::id_of(bytes).ok();
             document(collection, id.as_deref(), &p)
         })?;
-        self.bytes += id.len() + json.len();
         self.ids.append_value(id);
         self.documents.append_value(json);
-        self.rows += 1;
         Ok(())
     }
 
     /// Add a document identity only (a deletion): `document` is NULL.
     pub(crate) fn push_id(&mut self, id: String) {
-        self.bytes += id.len();
         self.ids.append_value(id);
         self.documents.append_null();
-        self.rows += 1;
-    }
-
-    /// Rows so far.
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Approximate bytes so far.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
     }
 
     /// The batch built so far; the builder starts over empty.
@@ -75,51 +59,48 @@ impl BatchBuilder {
             Arc::new(self.ids.finish()),
             Arc::new(self.documents.finish()),
         ];
-        self.rows = 0;
-        self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::conversion(format!("building a batch: {e}")))
     }
 }
 
-/// The state of one partition's stream.
-struct Reader {
-    cursor: Cursor<mongodb::bson::RawDocumentBuf>,
-    builder: BatchBuilder,
-    table: String,
-    shown: String,
-    batch_rows: usize,
-    batch_bytes: usize,
-    done: bool,
-}
+/// Documents read ahead of the encoder, in chunks of up to a batch's bounds: the driver asks the
+/// server for the next documents only once its buffer is drained, so the cursor is drained by a
+/// task of its own and the server works while the previous chunk is encoded.
+const CHUNKS_AHEAD: usize = 2;
 
-impl Reader {
-    /// The next batch, `None` when the cursor is exhausted.
-    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        if self.done {
-            return Ok(None);
-        }
-        while self.builder.rows() < self.batch_rows && self.builder.bytes() < self.batch_bytes {
-            let more = self.cursor.advance().await.map_err(|e| {
-                mongo(
-                    e,
-                    format!(
-                        "reading collection `{}` of MongoDB {}",
-                        self.table, self.shown
-                    ),
-                )
-            })?;
-            if !more {
-                self.done = true;
-                break;
+/// Drain `cursor` into chunks bounded by `rows` and `bytes`, sent on `chunks` until the cursor
+/// ends, fails, or the reader goes away.
+async fn read_ahead(
+    mut cursor: Cursor<RawDocumentBuf>,
+    chunks: mpsc::Sender<Result<Vec<RawDocumentBuf>>>,
+    (rows, bytes): (usize, usize),
+    what: String,
+) {
+    let mut chunk = Vec::new();
+    let mut size = 0;
+    loop {
+        let (more, last) = match cursor.try_next().await {
+            Ok(Some(doc)) => {
+                size += doc.as_bytes().len();
+                chunk.push(doc);
+                (chunk.len() >= rows || size >= bytes, false)
             }
-            self.builder
-                .push_document(&self.table, self.cursor.current())?;
+            Ok(None) => (!chunk.is_empty(), true),
+            Err(e) => {
+                let _ = chunks.send(Err(mongo(e, what))).await;
+                return;
+            }
+        };
+        if more {
+            size = 0;
+            if chunks.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                return;
+            }
         }
-        if self.builder.rows() == 0 {
-            return Ok(None);
+        if last {
+            return;
         }
-        self.builder.finish().map(Some)
     }
 }
 
@@ -130,31 +111,35 @@ pub(crate) async fn open(
     partition: &Partition,
 ) -> Result<BatchStream> {
     let query = partition::query(&table.name, &partition.bounds)?;
+    let what = format!(
+        "reading collection `{}` of MongoDB {}",
+        table.name, source.shown
+    );
     let cursor = source
         .collection(&table.name)
         .find(query)
         .batch_size(CURSOR_BATCH)
         .await
-        .map_err(|e| {
-            mongo(
-                e,
-                format!(
-                    "reading collection `{}` of MongoDB {}",
-                    table.name, source.shown
-                ),
-            )
-        })?;
-    let reader = Reader {
-        cursor,
-        builder: BatchBuilder::new(table.schema.clone()),
-        table: table.name.clone(),
-        shown: source.shown.clone(),
-        batch_rows: source.options.batch_rows.max(1),
-        batch_bytes: source.options.batch_bytes.max(1),
-        done: false,
-    };
-    let stream = futures::stream::try_unfold(reader, |mut reader| async move {
-        Ok(reader.next_batch().await?.map(|batch| (batch, reader)))
-    });
+        .map_err(|e| mongo(e, what.clone()))?;
+    let bounds = (
+        source.options.batch_rows.max(1),
+        source.options.batch_bytes.max(1),
+    );
+    let (sender, chunks) = mpsc::channel(CHUNKS_AHEAD);
+    tokio::spawn(read_ahead(cursor, sender, bounds, what));
+    let builder = BatchBuilder::new(table.schema.clone());
+    let stream = futures::stream::try_unfold(
+        (chunks, builder, table.name.clone()),
+        |(mut chunks, mut builder, name)| async move {
+            let Some(chunk) = chunks.recv().await else {
+                return Ok(None);
+            };
+            for doc in chunk? {
+                builder.push_document(&name, &doc)?;
+            }
+            let batch = builder.finish()?;
+            Ok(Some((batch, (chunks, builder, name))))
+        },
+    );
     Ok(Box::pin(stream))
 }

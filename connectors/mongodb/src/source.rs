@@ -139,6 +139,47 @@ impl MongoSource {
         self.db.collection_with_options(name, options)
     }
 
+    /// A collection's document count and data size in bytes, both from the server's metadata:
+    /// `$collStats` (one call, also on sharded clusters, where each shard answers), else the
+    /// `count` command's estimate with the size unknown (0).
+    async fn stats(&self, table: &str) -> Result<(u64, u64)> {
+        use futures::TryStreamExt;
+        let stats = self
+            .db
+            .collection::<Document>(table)
+            .aggregate([doc! {"$collStats": {"storageStats": {}}}])
+            .await;
+        if let Ok(cursor) = stats {
+            if let Ok(shards) = cursor.try_collect::<Vec<Document>>().await {
+                let sum = |key: &str| -> Option<u64> {
+                    shards
+                        .iter()
+                        .map(|s| {
+                            s.get_document("storageStats")
+                                .ok()?
+                                .get(key)
+                                .and_then(number)
+                        })
+                        .sum()
+                };
+                if let (false, Some(rows)) = (shards.is_empty(), sum("count")) {
+                    return Ok((rows, sum("size").unwrap_or(0)));
+                }
+            }
+        }
+        let rows = self
+            .collection(table)
+            .estimated_document_count()
+            .await
+            .map_err(|e| {
+                mongo(
+                    e,
+                    format!("counting collection `{table}` of MongoDB {}", self.shown),
+                )
+            })?;
+        Ok((rows, 0))
+    }
+
     /// The Arrow schema of every collection in `mode`.
     pub(crate) fn schema() -> Arc<Schema> {
         let document =
@@ -225,19 +266,7 @@ impl Source for MongoSource {
             }
             Some(_) => {}
         }
-        let what = || format!("counting collection `{table}` of MongoDB {}", self.shown);
-        let coll = self.collection(table);
-        let rows = coll
-            .estimated_document_count()
-            .await
-            .map_err(|e| mongo(e, what()))?;
-        let bytes = self
-            .db
-            .run_command(doc! {"collStats": table})
-            .await
-            .ok()
-            .and_then(|s| s.get("size").and_then(number))
-            .unwrap_or(0);
+        let (rows, bytes) = self.stats(table).await?;
         let columns = vec![
             ColumnInfo {
                 name: ID_COLUMN.into(),
