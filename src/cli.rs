@@ -329,7 +329,8 @@ pub struct Selection {
     /// PostgreSQL sources: copy only recent rows, `schema.table:column:90 days` (repeatable).
     #[arg(long = "time-filter", value_name = "TABLE:COLUMN:SPAN")]
     pub time_filters: Vec<String>,
-    /// PostgreSQL sources: filters from a TOML file (`[databases.<db>]` sections); flags win.
+    /// A TOML file: PostgreSQL sources' filters (`[databases.<db>]` sections; flags win),
+    /// MongoDB sources' flattened fields (`[collections.<name>] columns = {…}`).
     #[arg(long, env = "SEREN_CONFIG")]
     pub config: Option<PathBuf>,
     /// Copy these databases: PostgreSQL sources each to the same-named target database,
@@ -386,7 +387,6 @@ impl Selection {
         for (set, flag) in [
             (!self.schema_only_tables.is_empty(), "--schema-only-tables"),
             (!self.time_filters.is_empty(), "--time-filter"),
-            (self.config.is_some(), "--config"),
             (!self.exclude_databases.is_empty(), "--exclude-databases"),
             (self.all_databases, "--all-databases"),
         ] {
@@ -427,6 +427,11 @@ pub struct Layout {
     /// warning) or `error` (stop, naming the table, column and row).
     #[arg(long, default_value = "null", env = "SEREN_ZERO_DATES")]
     pub zero_dates: pipeline::ZeroDates,
+    /// MongoDB sources: also write these top-level fields as typed columns beside `data`
+    /// (repeatable; also `[collections.NAME] columns = {…}` in --config). Types: text, int,
+    /// bigint, double, numeric, boolean, timestamptz, jsonb.
+    #[arg(long, value_name = "COLLECTION:FIELD=TYPE,…")]
+    pub flatten: Vec<String>,
 }
 
 /// `init` arguments.

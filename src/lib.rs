@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod connectors;
 pub mod databases;
+pub mod flatten;
 pub mod interactive;
 pub mod jobs;
 pub mod rules;

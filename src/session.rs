@@ -1,7 +1,7 @@
 //! What `init`, `validate` and `verify` share: opening the source and target, and resolving the
 //! table selection against the source catalog.
 
-use crate::cli::{Endpoints, Layout, Selection};
+use crate::cli::{CheckArgs, Endpoints, Selection};
 use anyhow::Result;
 use pipeline::{Error, Side, Source, SourceOptions, TableInfo};
 use seren_postgres::PgTarget;
@@ -85,13 +85,15 @@ pub fn with_password(conninfo: &str, password: &str) -> String {
 }
 
 /// Source options from the layout flags.
-pub fn source_options(layout: &Layout) -> SourceOptions {
-    SourceOptions {
+pub fn source_options(check: &CheckArgs) -> Result<SourceOptions> {
+    let layout = &check.layout;
+    Ok(SourceOptions {
         mode: layout.mode,
         on_type_mismatch: layout.on_type_mismatch,
         zero_dates: layout.zero_dates,
+        flatten: crate::flatten::columns(layout, &check.selection, &check.endpoints.source)?,
         ..SourceOptions::default()
-    }
+    })
 }
 
 /// The selected tables, described, with their row filters. Unknown names are an error that

@@ -84,14 +84,13 @@ pub fn print_plan(header: &str, work: &[TableWork], warnings: &[String], rows_pe
     let bytes: u64 = work.iter().map(|w| w.table.bytes).sum();
     let secs = (rows as f64 / rows_per_sec).ceil() as u64;
     println!(
-        "  total: {} tables, {} rows, {}{}; estimated time ~{}s",
+        "  total: {} tables, {} rows, {}; estimated time ~{}s",
         work.len(),
         human_count(rows),
-        human_bytes(bytes),
-        if work.iter().any(unknown) {
-            " (and tables of unknown size)"
-        } else {
-            ""
+        match (work.iter().any(unknown), bytes) {
+            (true, 0) => "size unknown".to_string(),
+            (true, _) => format!("{} and tables of unknown size", human_bytes(bytes)),
+            (false, _) => human_bytes(bytes),
         },
         secs.max(1)
     );

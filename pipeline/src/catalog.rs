@@ -20,6 +20,9 @@ pub struct TableInfo {
     /// Columns read only to identify rows (e.g. SQLite's `rowid`): part of the Arrow schema, used
     /// as the JSONB `id` when there is no primary key, never written as data.
     pub hidden_columns: Vec<String>,
+    /// Data columns JSONB mode writes as typed columns of their own beside `data`, not inside it
+    /// (a document source's `--flatten` fields); native mode writes them like any column.
+    pub flat_columns: Vec<String>,
     /// Unique constraints other than the primary key.
     pub unique_keys: Vec<Vec<String>>,
     /// Secondary indexes to rebuild after the data.
@@ -51,6 +54,7 @@ impl Default for TableInfo {
             columns: Vec::new(),
             primary_key: Vec::new(),
             hidden_columns: Vec::new(),
+            flat_columns: Vec::new(),
             unique_keys: Vec::new(),
             indexes: Vec::new(),
             foreign_keys: Vec::new(),

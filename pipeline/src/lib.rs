@@ -144,7 +144,8 @@ pub use registry::{Registry, SourceFactory};
 pub use runtime::{copy_tables, RunOptions, TableOutcome, TableWork};
 pub use sink::{BatchEncoder, Chunk, PartitionWriter, Sink};
 pub use source::{
-    BatchStream, Check, Mode, OnTypeMismatch, Partition, Source, SourceOptions, ZeroDates,
+    BatchStream, Check, FlatColumn, Mode, OnTypeMismatch, Partition, Source, SourceOptions,
+    ZeroDates,
 };
 pub use types::PgType;
 

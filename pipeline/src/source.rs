@@ -2,9 +2,11 @@
 
 use crate::catalog::TableInfo;
 use crate::error::Result;
+use crate::types::PgType;
 use arrow_array::RecordBatch;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A stream of batches from one partition. Every batch matches the table's `schema`.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
@@ -54,6 +56,64 @@ impl std::str::FromStr for ZeroDates {
     }
 }
 
+/// A top-level field of a document source's table, also written as a typed column of its own
+/// (`--flatten`); the whole document stays in `data`. Serialised as `[field, type]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "(String, String)", try_from = "(String, String)")]
+pub struct FlatColumn {
+    /// The field's name, which is also the column's.
+    pub name: String,
+    /// The column's type: one of [`FlatColumn::TYPES`].
+    pub pg_type: PgType,
+}
+
+impl FlatColumn {
+    /// The types a flat column may have, as written in `--flatten` and the config file
+    /// (canonical names first, then accepted spellings).
+    pub const TYPES: &'static str = "text, integer (int, int4), bigint (int8), double precision \
+        (double, float8), numeric (decimal), boolean (bool), timestamptz, jsonb";
+
+    /// The flat column `name` of type `type_name` (see [`FlatColumn::TYPES`]).
+    pub fn parse(name: &str, type_name: &str) -> std::result::Result<FlatColumn, String> {
+        let pg_type = match type_name.trim().to_ascii_lowercase().as_str() {
+            "text" => PgType::Text,
+            "integer" | "int" | "int4" => PgType::Int4,
+            "bigint" | "int8" => PgType::Int8,
+            "double precision" | "double" | "float8" => PgType::Float8,
+            "numeric" | "decimal" => PgType::Numeric(None),
+            "boolean" | "bool" => PgType::Bool,
+            "timestamptz" | "timestamp with time zone" => PgType::Timestamptz,
+            "jsonb" => PgType::Jsonb,
+            other => {
+                return Err(format!(
+                    "field `{name}`: unknown column type `{other}`; use one of {}",
+                    Self::TYPES
+                ))
+            }
+        };
+        if name.is_empty() {
+            return Err("a flattened field needs a name".into());
+        }
+        Ok(FlatColumn {
+            name: name.to_string(),
+            pg_type,
+        })
+    }
+}
+
+impl From<FlatColumn> for (String, String) {
+    fn from(c: FlatColumn) -> Self {
+        (c.name, c.pg_type.sql_name())
+    }
+}
+
+impl TryFrom<(String, String)> for FlatColumn {
+    type Error = String;
+    fn try_from((name, ty): (String, String)) -> std::result::Result<Self, String> {
+        FlatColumn::parse(&name, &ty)
+    }
+}
+
 /// Options every source receives when it is opened.
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -69,6 +129,8 @@ pub struct SourceOptions {
     pub batch_bytes: usize,
     /// Tables with more rows than this are split into partitions of about this many rows.
     pub partition_rows: u64,
+    /// Fields written as typed columns beside `data`, by table (document sources only).
+    pub flatten: BTreeMap<String, Vec<FlatColumn>>,
 }
 
 /// Rows per batch: large enough to amortise per-batch costs, small enough to keep memory flat.
@@ -87,6 +149,7 @@ impl Default for SourceOptions {
             batch_rows: DEFAULT_BATCH_ROWS,
             batch_bytes: DEFAULT_BATCH_BYTES,
             partition_rows: DEFAULT_PARTITION_ROWS,
+            flatten: BTreeMap::new(),
         }
     }
 }

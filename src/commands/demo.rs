@@ -56,6 +56,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             target_schema: "public".into(),
             on_type_mismatch: OnTypeMismatch::Text,
             zero_dates: pipeline::ZeroDates::Null,
+            flatten: Vec::new(),
         },
     };
     let code = super::init::run(

@@ -107,13 +107,18 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut options = session::source_options(&args.tables.layout);
+    let mut options = session::source_options(&args.tables)?;
     options.partition_rows = args.partition_rows.max(1);
+    let options_flatten = options.flatten.clone();
     let s = session::open(&args.tables.endpoints, options).await?;
     // Reach the target before the (possibly long) catalog work, so a typo fails fast.
     drop(s.target.connect().await?);
 
     let selected = session::select(&*s.source, &args.tables.selection).await?;
+    crate::flatten::check_selected(
+        &options_flatten,
+        &selected.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+    )?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -241,6 +246,7 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
         on_type_mismatch: args.tables.layout.on_type_mismatch,
         tables: tables.iter().map(|t| t.name.clone()).collect(),
         filters,
+        flatten: options_flatten,
         method: match sync_start {
             Some(_) => Method::ChangeCapture,
             None => Method::Refresh,

@@ -119,6 +119,7 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
         exclude_databases: t.selection.exclude_databases.clone(),
         all_databases: t.selection.all_databases,
         mode: Some(flag_value(&t.layout.mode)),
+        flatten: t.layout.flatten.clone(),
         target_schema: Some(t.layout.target_schema.clone()),
         on_type_mismatch: Some(flag_value(&t.layout.on_type_mismatch)),
         zero_dates: Some(flag_value(&t.layout.zero_dates)),

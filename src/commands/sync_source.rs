@@ -90,11 +90,13 @@ impl Synced {
         let options = SourceOptions {
             mode: state.mode,
             on_type_mismatch: state.on_type_mismatch,
+            flatten: state.flatten.clone(),
             ..SourceOptions::default()
         };
         let defaults = SourceOptions::default();
         let source = if options.mode == defaults.mode
             && options.on_type_mismatch == defaults.on_type_mismatch
+            && options.flatten.is_empty()
         {
             s.source
         } else {

@@ -88,7 +88,7 @@ pub async fn run(mut validate: ValidateArgs, ui: &Ui) -> Result<i32> {
         .map(|j| j as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let mut report = Report::default();
-    let s = match session::open(&args.endpoints, session::source_options(&args.layout)).await {
+    let s = match session::open(&args.endpoints, session::source_options(&args)?).await {
         Ok(s) => {
             report.push(
                 "source readable",

@@ -26,8 +26,14 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
         return Ok(worst);
     }
     let args = verify.check;
-    let s = session::open(&args.endpoints, session::source_options(&args.layout)).await?;
+    let options = session::source_options(&args)?;
+    let flatten = options.flatten.clone();
+    let s = session::open(&args.endpoints, options).await?;
     let selected = session::select(&*s.source, &args.selection).await?;
+    crate::flatten::check_selected(
+        &flatten,
+        &selected.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+    )?;
     let mut checks = Vec::new();
     for (table, filter) in &selected {
         let check = seren_postgres::verify::verify_table(

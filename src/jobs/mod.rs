@@ -45,6 +45,8 @@ pub struct JobSpec {
     pub all_databases: bool,
     /// `--mode` (`jsonb` or `native`).
     pub mode: Option<String>,
+    /// `--flatten`, one entry per collection.
+    pub flatten: Vec<String>,
     /// `--target-schema`.
     pub target_schema: Option<String>,
     /// `--on-type-mismatch` (`fail` or `text`).
@@ -106,6 +108,7 @@ impl JobSpec {
         list("time-filter", &self.time_filters);
         list("include-databases", &self.include_databases);
         list("exclude-databases", &self.exclude_databases);
+        list("flatten", &self.flatten);
         for (flag, value) in [
             ("mode", &self.mode),
             ("target-schema", &self.target_schema),

@@ -158,6 +158,7 @@ async fn setup(url: &str, db: &str, mode: Mode, tables: &[TableInfo]) -> (PgTarg
         on_type_mismatch: OnTypeMismatch::Fail,
         tables: tables.iter().map(|t| t.name.clone()).collect(),
         filters: BTreeMap::new(),
+        flatten: BTreeMap::new(),
         method: Method::ChangeCapture,
         position: Some(json!({"n": 0})),
         last_applied_at: None,

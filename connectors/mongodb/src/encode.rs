@@ -398,7 +398,7 @@ pub fn document_json(doc: &[u8]) -> Result<String, Problem> {
 }
 
 /// The BSON type name used as the `id` prefix of a non-ObjectId, non-string `_id`.
-fn type_name(kind: u8) -> &'static str {
+pub(crate) fn type_name(kind: u8) -> &'static str {
     match kind {
         0x01 => "double",
         0x02 => "string",

@@ -15,6 +15,7 @@ mod change;
 pub mod decode;
 pub mod encode;
 mod error;
+mod flat;
 mod partition;
 mod preflight;
 mod read;

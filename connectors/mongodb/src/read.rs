@@ -1,8 +1,9 @@
 //! Reading one partition: a driver cursor of raw documents, read ahead in chunks bounded by rows
 //! and bytes, each encoded to an Arrow batch of `(_id text, JSON)` rows.
 
-use crate::encode;
+use crate::encode::{self, Elements};
 use crate::error::{document, mongo};
+use crate::flat::FlatBuilder;
 use crate::partition;
 use crate::source::MongoSource;
 use arrow_array::builder::StringBuilder;
@@ -23,15 +24,22 @@ pub(crate) struct BatchBuilder {
     schema: SchemaRef,
     ids: StringBuilder,
     documents: StringBuilder,
+    /// The flat columns (`--flatten`), which follow `_id` and `document` in the schema.
+    flat: Vec<FlatBuilder>,
 }
 
 impl BatchBuilder {
     /// An empty batch of `schema` (the collection schema).
     pub(crate) fn new(schema: SchemaRef) -> Self {
+        let flat = schema.fields()[2..]
+            .iter()
+            .map(|f| FlatBuilder::new(f))
+            .collect();
         BatchBuilder {
             schema,
             ids: StringBuilder::new(),
             documents: StringBuilder::new(),
+            flat,
         }
     }
 
@@ -42,23 +50,46 @@ impl BatchBuilder {
             let id = encode::id_of(bytes).ok();
             document(collection, id.as_deref(), &p)
         })?;
+        if !self.flat.is_empty() {
+            self.push_flat(bytes)
+                .map_err(|p| document(collection, Some(&id), &p))?;
+        }
         self.ids.append_value(id);
         self.documents.append_value(json);
         Ok(())
     }
 
-    /// Add a document identity only (a deletion): `document` is NULL.
+    /// Append the flat columns' values from the document `bytes`: the first value of each field.
+    fn push_flat(&mut self, bytes: &[u8]) -> std::result::Result<(), encode::Problem> {
+        let mut found = vec![None; self.flat.len()];
+        let mut elements = Elements::new(bytes)?;
+        while let Some((key, element)) = elements.next_element()? {
+            if let Some(i) = self.flat.iter().position(|f| f.name().as_bytes() == key) {
+                found[i].get_or_insert(element);
+            }
+        }
+        for (column, value) in self.flat.iter_mut().zip(found) {
+            column.push(value)?;
+        }
+        Ok(())
+    }
+
+    /// Add a document identity only (a deletion): `document` and the flat columns are NULL.
     pub(crate) fn push_id(&mut self, id: String) {
         self.ids.append_value(id);
         self.documents.append_null();
+        for column in &mut self.flat {
+            column.push_null();
+        }
     }
 
     /// The batch built so far; the builder starts over empty.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.ids.finish()),
             Arc::new(self.documents.finish()),
         ];
+        columns.extend(self.flat.iter_mut().map(FlatBuilder::finish));
         RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::conversion(format!("building a batch: {e}")))
     }

@@ -180,17 +180,39 @@ impl MongoSource {
         Ok((rows, 0))
     }
 
-    /// The Arrow schema of every collection in `mode`.
-    pub(crate) fn schema() -> Arc<Schema> {
+    /// The Arrow schema of collection `table`: `_id`, `document`, then its flat columns
+    /// (`--flatten`), in the order given.
+    pub(crate) fn schema(&self, table: &str) -> Result<Arc<Schema>> {
         let document =
             Field::new(DOCUMENT_COLUMN, DataType::Utf8, true).with_metadata(HashMap::from([
                 (META_PG_TYPE.to_string(), "jsonb".to_string()),
                 (META_JSONB_DOCUMENT.to_string(), "true".to_string()),
             ]));
-        Arc::new(Schema::new(vec![
-            Field::new(ID_COLUMN, DataType::Utf8, false),
-            document,
-        ]))
+        let mut fields = vec![Field::new(ID_COLUMN, DataType::Utf8, false), document];
+        for column in self.flat_columns(table) {
+            let taken = fields.iter().any(|f| f.name() == &column.name);
+            if taken {
+                return Err(Error::config(format!(
+                    "--flatten for collection `{table}`: field `{}` {}",
+                    column.name,
+                    if column.name == ID_COLUMN {
+                        "is already the `id` column"
+                    } else if column.name == DOCUMENT_COLUMN {
+                        "cannot be flattened: `document` is the name of the whole document's \
+                         column in native mode"
+                    } else {
+                        "is named twice"
+                    }
+                )));
+            }
+            fields.push(crate::flat::field(column));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// The `--flatten` columns of collection `table`.
+    fn flat_columns(&self, table: &str) -> &[pipeline::FlatColumn] {
+        self.options.flatten.get(table).map_or(&[], Vec::as_slice)
     }
 
     /// The user's `--table-filter` for a collection: a JSON query document (extended JSON
@@ -267,7 +289,8 @@ impl Source for MongoSource {
             Some(_) => {}
         }
         let (rows, bytes) = self.stats(table).await?;
-        let columns = vec![
+        let schema = self.schema(table)?;
+        let mut columns = vec![
             ColumnInfo {
                 name: ID_COLUMN.into(),
                 source_type: "_id".into(),
@@ -279,16 +302,25 @@ impl Source for MongoSource {
                 nullable: false,
             },
         ];
+        let flat_columns: Vec<String> = (self.flat_columns(table).iter())
+            .map(|c| c.name.clone())
+            .collect();
+        columns.extend(flat_columns.iter().map(|name| ColumnInfo {
+            name: name.clone(),
+            source_type: "field".into(),
+            nullable: true,
+        }));
         let (primary_key, hidden_columns) = match self.options.mode {
             Mode::Jsonb => (vec![], vec![ID_COLUMN.to_string()]),
             Mode::Native => (vec![ID_COLUMN.to_string()], vec![]),
         };
         Ok(TableInfo {
             name: table.to_string(),
-            schema: Self::schema(),
+            schema,
             columns,
             primary_key,
             hidden_columns,
+            flat_columns,
             rows,
             rows_exact: false,
             bytes,

@@ -213,6 +213,7 @@ pub(crate) fn describe(t: &Table, mode: Mode) -> TableInfo {
         columns,
         primary_key,
         hidden_columns,
+        flat_columns: Vec::new(),
         unique_keys,
         indexes: t.indexes.clone(),
         foreign_keys: t.foreign_keys.clone(),

@@ -74,21 +74,27 @@ pub struct Layout {
 /// The target layout of `table` in `mode`.
 pub fn layout(table: &TableInfo, mode: Mode, source_type: &str) -> Result<Layout> {
     match mode {
-        Mode::Jsonb => Ok(Layout {
-            definitions: vec![
-                "\"id\" text NOT NULL".into(),
+        Mode::Jsonb => {
+            let columns = pipeline::encode::jsonb_columns(table)?;
+            let flat = &columns[pipeline::encode::JSONB_COLUMNS.len()..];
+            let mut definitions = vec!["\"id\" text NOT NULL".to_string()];
+            for (name, ty) in flat {
+                check_ident(&format!("column of table \"{}\"", table.name), name)?;
+                definitions.push(format!("{} {}", quote_ident(name), ty.sql_name()));
+            }
+            definitions.extend([
                 "\"data\" jsonb NOT NULL".into(),
                 format!(
                     "\"_source_type\" text NOT NULL DEFAULT {}",
                     quote_literal(source_type)
                 ),
                 "\"_migrated_at\" timestamptz NOT NULL DEFAULT now()".into(),
-            ],
-            copy_columns: pipeline::encode::JSONB_COLUMNS
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect(),
-        }),
+            ]);
+            Ok(Layout {
+                definitions,
+                copy_columns: columns.iter().map(|(c, _)| quote_ident(c)).collect(),
+            })
+        }
         Mode::Native => {
             let cols = native_columns(table)?;
             let mut definitions = Vec::with_capacity(cols.len());

@@ -9,7 +9,7 @@
 use crate::catalog::STATE_SCHEMA;
 use crate::conn::query_error;
 use crate::ddl::quote_ident;
-use pipeline::{Error, ErrorKind, Mode, OnTypeMismatch, Result, Side};
+use pipeline::{Error, ErrorKind, FlatColumn, Mode, OnTypeMismatch, Result, Side};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,6 +73,8 @@ pub struct SyncState {
     /// Row filters `init` copied with (table → predicate in the source's query language);
     /// refresh re-reads with the same filters.
     pub filters: BTreeMap<String, String>,
+    /// Fields `init` also wrote as typed columns (`--flatten`), by table; sync writes them too.
+    pub flatten: BTreeMap<String, Vec<FlatColumn>>,
     /// How `sync` keeps the target fresh.
     pub method: Method,
     /// The change-capture position the target is consistent with (change capture only).
@@ -155,6 +157,7 @@ pub async fn ensure_table(client: &Client) -> Result<()> {
                 on_type_mismatch text NOT NULL,
                 tables jsonb NOT NULL,
                 filters jsonb NOT NULL,
+                flatten jsonb NOT NULL DEFAULT '{{}}',
                 method text NOT NULL CHECK (method IN ('change_capture', 'refresh')),
                 position jsonb,
                 last_applied_at timestamptz,
@@ -165,13 +168,34 @@ pub async fn ensure_table(client: &Client) -> Result<()> {
                 PRIMARY KEY (source_kind, source_location, target_schema))"
         ))
         .await
-        .map_err(err)
+        .map_err(err)?;
+    // A table made before `flatten` existed gets it (ALTER only then: it needs ownership).
+    let has_flatten: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1)
+                AND attname = 'flatten' AND NOT attisdropped)",
+            &[&SYNC_TABLE],
+        )
+        .await
+        .map_err(err)?
+        .get(0);
+    if !has_flatten {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {SYNC_TABLE} ADD COLUMN IF NOT EXISTS flatten jsonb NOT NULL \
+                 DEFAULT '{{}}'"
+            ))
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Record a sync's state, replacing any earlier row for the same key (a new `init`).
 pub async fn save(client: &impl GenericClient, state: &SyncState) -> Result<()> {
     let tables = serde_json::to_value(&state.tables).expect("names serialise");
     let filters = serde_json::to_value(&state.filters).expect("filters serialise");
+    let flatten = serde_json::to_value(&state.flatten).expect("columns serialise");
     let mode = enum_name(&state.mode);
     let rule = enum_name(&state.on_type_mismatch);
     client
@@ -179,8 +203,8 @@ pub async fn save(client: &impl GenericClient, state: &SyncState) -> Result<()> 
             &format!(
                 "INSERT INTO {SYNC_TABLE} (source_kind, source_location, target_schema, mode,
                     on_type_mismatch, tables, filters, method, position, last_applied_at,
-                    last_commit_at, caught_up_at, last_refresh_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    last_commit_at, caught_up_at, last_refresh_at, flatten)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (source_kind, source_location, target_schema) DO UPDATE SET
                     mode = EXCLUDED.mode, on_type_mismatch = EXCLUDED.on_type_mismatch,
                     tables = EXCLUDED.tables, filters = EXCLUDED.filters,
@@ -188,7 +212,8 @@ pub async fn save(client: &impl GenericClient, state: &SyncState) -> Result<()> 
                     last_applied_at = EXCLUDED.last_applied_at,
                     last_commit_at = EXCLUDED.last_commit_at,
                     caught_up_at = EXCLUDED.caught_up_at,
-                    last_refresh_at = EXCLUDED.last_refresh_at, created_at = now()"
+                    last_refresh_at = EXCLUDED.last_refresh_at, flatten = EXCLUDED.flatten,
+                    created_at = now()"
             ),
             &[
                 &state.key.source_kind,
@@ -204,6 +229,7 @@ pub async fn save(client: &impl GenericClient, state: &SyncState) -> Result<()> 
                 &state.last_commit_at,
                 &state.caught_up_at,
                 &state.last_refresh_at,
+                &flatten,
             ],
         )
         .await
@@ -294,8 +320,8 @@ pub async fn load(
             &format!(
                 "SELECT source_kind, source_location, target_schema, mode, on_type_mismatch,
                     tables, filters, method, position, last_applied_at, last_commit_at,
-                    caught_up_at, last_refresh_at
-                 FROM {SYNC_TABLE} WHERE source_kind = $1 AND source_location = $2
+                    caught_up_at, last_refresh_at, to_jsonb(s) -> 'flatten'
+                 FROM {SYNC_TABLE} s WHERE source_kind = $1 AND source_location = $2
                  ORDER BY target_schema"
             ),
             &[&source_kind, &source_location],
@@ -320,6 +346,11 @@ pub async fn load(
                 last_commit_at: r.get(10),
                 caught_up_at: r.get(11),
                 last_refresh_at: r.get(12),
+                // NULL in a state table made before `flatten` existed.
+                flatten: match r.get::<_, Option<serde_json::Value>>(13) {
+                    Some(v) => parse("flatten", v)?,
+                    None => BTreeMap::new(),
+                },
             })
         })
         .collect()

@@ -11,8 +11,8 @@ use crate::conn::{query_error, PgTarget};
 use crate::ddl::{qualified, quote_ident};
 use bytes::{Buf, BytesMut};
 use futures::StreamExt;
-use pipeline::encode::{JsonbEncoder, NativeEncoder, JSONB_COLUMNS};
-use pipeline::{BatchEncoder, Error, Mode, Result, Side, Source, TableInfo};
+use pipeline::encode::{jsonb_columns, JsonbEncoder, NativeEncoder};
+use pipeline::{BatchEncoder, Error, Mode, PgType, Result, Side, Source, TableInfo};
 use serde::Serialize;
 
 /// The outcome of comparing one table.
@@ -39,12 +39,13 @@ struct Digest {
 }
 
 impl Digest {
-    fn add_tuple(&mut self, fields: &[Option<&[u8]>], mode: Mode) -> Result<()> {
+    /// Digest one tuple; the fields at the `json` positions are `jsonb`, compared canonically.
+    fn add_tuple(&mut self, fields: &[Option<&[u8]>], json: &[usize]) -> Result<()> {
         let mut canon = Vec::with_capacity(64);
         for (i, f) in fields.iter().enumerate() {
             match f {
                 None => canon.extend_from_slice(b"\xff\xff\xff\xff"),
-                Some(v) if mode == Mode::Jsonb && i == 1 => {
+                Some(v) if json.contains(&i) => {
                     let text = v.strip_prefix(&[1u8]).unwrap_or(v);
                     let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
                         Error::conversion(format!("verify: unreadable JSON document: {e}"))
@@ -65,14 +66,14 @@ impl Digest {
     }
 
     /// Digest every complete tuple at the front of `buf`, leaving a partial one in place.
-    fn consume(&mut self, buf: &mut BytesMut, mode: Mode) -> Result<()> {
+    fn consume(&mut self, buf: &mut BytesMut, json: &[usize]) -> Result<()> {
         loop {
             let Some((len, fields)) = parse_tuple(buf)? else {
                 return Ok(());
             };
             let fields: Vec<Option<&[u8]>> =
                 fields.iter().map(|r| r.clone().map(|r| &buf[r])).collect();
-            self.add_tuple(&fields, mode)?;
+            self.add_tuple(&fields, json)?;
             buf.advance(len);
         }
     }
@@ -150,23 +151,37 @@ pub async fn verify_table(
         Mode::Jsonb => Box::new(JsonbEncoder::new(table, source.kind())?),
         Mode::Native => Box::new(NativeEncoder::new(table)?),
     };
+    // JSONB mode's `jsonb` columns (`data`, and flat ones) compare canonically: PostgreSQL
+    // normalises the JSON text it stores.
+    let (columns, json): (Vec<String>, Vec<usize>) = match mode {
+        Mode::Jsonb => {
+            let columns = jsonb_columns(table)?;
+            let json = (columns.iter().enumerate())
+                .filter(|(_, (_, ty))| *ty == PgType::Jsonb)
+                .map(|(i, _)| i)
+                .collect();
+            (
+                columns.into_iter().map(|(c, _)| quote_ident(&c)).collect(),
+                json,
+            )
+        }
+        Mode::Native => (
+            (pipeline::encode::native_columns(table)?.into_iter())
+                .map(|(c, _)| quote_ident(&c))
+                .collect(),
+            Vec::new(),
+        ),
+    };
     let mut src = Digest::default();
     let mut buf = BytesMut::new();
     for partition in source.plan(table, filter).await? {
         let mut stream = source.open(table, &partition).await?;
         while let Some(batch) = stream.next().await {
             encoder.encode(&batch?, &mut buf)?;
-            src.consume(&mut buf, mode)?;
+            src.consume(&mut buf, &json)?;
         }
     }
 
-    let columns: Vec<String> = match mode {
-        Mode::Jsonb => JSONB_COLUMNS.iter().map(|c| quote_ident(c)).collect(),
-        Mode::Native => pipeline::encode::native_columns(table)?
-            .into_iter()
-            .map(|(c, _)| quote_ident(&c))
-            .collect(),
-    };
     let client = target.connect().await?;
     let what = format!(
         "reading table {} from the target",
@@ -194,7 +209,7 @@ pub async fn verify_table(
             buf.advance(pipeline::encode::COPY_HEADER.len());
             header_done = true;
         }
-        dst.consume(&mut buf, mode)?;
+        dst.consume(&mut buf, &json)?;
     }
     Ok(TableCheck {
         table: table.name.clone(),

@@ -5,6 +5,7 @@
 //! byte, 1, followed by the text), with each column's escaped `"name":` key prepared once per
 //! encoder.
 
+use super::native::NativeColumn;
 use super::value::{null_id, JsonColumn};
 use super::{begin_field, end_field, put_bytes_field, schema_mismatch, value_error, Problem};
 use crate::catalog::TableInfo;
@@ -15,8 +16,46 @@ use arrow_array::{new_empty_array, RecordBatch};
 use arrow_schema::SchemaRef;
 use bytes::{BufMut, BytesMut};
 
-/// Target columns the JSONB encoder writes, in tuple order (`_migrated_at` takes its default).
+/// Target columns the JSONB encoder writes, in tuple order (`_migrated_at` takes its default),
+/// before a table's flat columns.
 pub const JSONB_COLUMNS: [&str; 3] = ["id", "data", "_source_type"];
+
+/// Every column of the JSONB layout, for names a flat column may not take.
+const LAYOUT_COLUMNS: [&str; 4] = ["id", "data", "_source_type", "_migrated_at"];
+
+/// The columns the JSONB encoder writes for `table`, in tuple order, with their types:
+/// [`JSONB_COLUMNS`], then the table's flat columns. Errors name a flat column that is missing
+/// from the schema, takes a layout column's name, or has no PostgreSQL type.
+pub fn jsonb_columns(table: &TableInfo) -> Result<Vec<(String, PgType)>> {
+    let mut columns: Vec<(String, PgType)> = JSONB_COLUMNS
+        .iter()
+        .zip([PgType::Text, PgType::Jsonb, PgType::Text])
+        .map(|(name, ty)| (name.to_string(), ty))
+        .collect();
+    for name in &table.flat_columns {
+        let problem = |p: &str| {
+            Error::new(
+                ErrorKind::Schema,
+                Side::Source,
+                format!("table `{}`, flat column `{name}`: {p}", table.name),
+            )
+        };
+        if LAYOUT_COLUMNS.contains(&name.as_str()) {
+            return Err(problem(
+                "JSONB mode's own columns are id, data, _source_type and _migrated_at; flatten \
+                 a field of another name",
+            ));
+        }
+        let field = table
+            .schema
+            .field_with_name(name)
+            .map_err(|_| problem("not in the table's schema (a connector bug)"))?;
+        let ty = PgType::for_field(field)
+            .ok_or_else(|| problem(&format!("no PostgreSQL type for {}", field.data_type())))?;
+        columns.push((name.clone(), ty));
+    }
+    Ok(columns)
+}
 
 /// Version byte that opens a binary `jsonb` value.
 const JSONB_VERSION: u8 = 1;
@@ -35,6 +74,8 @@ pub struct JsonbEncoder {
     data: Vec<(usize, Vec<u8>)>,
     /// Schema indexes of the columns that make up `id`, in key order.
     id: Vec<usize>,
+    /// Schema indexes of the flat columns, written after `_source_type` in this order.
+    flat: Vec<usize>,
     /// Whether the only data column is a whole document (`seren.jsonb_document = true`; NULL in
     /// a deletion, which carries only its identity): its
     /// JSON object is written as `data` itself rather than as a member of it.
@@ -67,9 +108,18 @@ impl JsonbEncoder {
                 .map(drop)
                 .map_err(|p| schema_error(field.name(), &p))
         };
+        jsonb_columns(table)?;
+        let mut flat = Vec::new();
+        for name in &table.flat_columns {
+            let index = schema.index_of(name).expect("checked by jsonb_columns");
+            let empty = new_empty_array(fields[index].data_type());
+            NativeColumn::new(&fields[index], empty.as_ref())
+                .map_err(|p| schema_error(name, &p))?;
+            flat.push(index);
+        }
         let mut data = Vec::new();
         for (index, field) in fields.iter().enumerate() {
-            if !table.is_data_column(field.name()) {
+            if !table.is_data_column(field.name()) || flat.contains(&index) {
                 continue;
             }
             check(index)?;
@@ -121,6 +171,7 @@ impl JsonbEncoder {
             schema,
             data,
             id,
+            flat,
             document,
             source_type: framed.to_vec(),
         })
@@ -131,11 +182,29 @@ impl JsonbEncoder {
         &'s self,
         id: &[JsonColumn<'_>],
         data: &[JsonColumn<'_>],
+        flat: &[NativeColumn<'_>],
+        row: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), (&'s str, Problem)> {
+        out.put_i16((JSONB_COLUMNS.len() + flat.len()) as i16);
+        self.write_layout(id, data, row, out)?;
+        for (column, &index) in flat.iter().zip(&self.flat) {
+            column
+                .write(row, out)
+                .map_err(|p| (self.schema.field(index).name().as_str(), p))?;
+        }
+        Ok(())
+    }
+
+    /// Write the tuple's `id`, `data` and `_source_type`.
+    fn write_layout<'s>(
+        &'s self,
+        id: &[JsonColumn<'_>],
+        data: &[JsonColumn<'_>],
         row: usize,
         out: &mut BytesMut,
     ) -> Result<(), (&'s str, Problem)> {
         let name = |index: usize| self.schema.field(index).name().as_str();
-        out.put_i16(JSONB_COLUMNS.len() as i16);
 
         let id_field = begin_field(out);
         if let [single] = id {
@@ -238,16 +307,32 @@ impl BatchEncoder for JsonbEncoder {
             .iter()
             .map(|&index| column(index))
             .collect::<Result<Vec<_>>>()?;
+        let flat = self
+            .flat
+            .iter()
+            .map(|&index| {
+                let field = &fields[index];
+                NativeColumn::new(field, batch.column(index).as_ref()).map_err(|p| {
+                    Error::conversion(format!(
+                        "table `{}`, column `{}`: {p}",
+                        self.table,
+                        field.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
 
         let rows = batch.num_rows();
         let keys: usize = self.data.iter().map(|(_, key)| key.len()).sum();
         let fixed = 2 + 4 + 12 + 4 + 3 + keys + 8 * data.len() + self.source_type.len();
+        let fixed = fixed + flat.iter().map(|c| 4 + c.fixed_width()).sum::<usize>();
         let variable: usize = data.iter().chain(&id).map(JsonColumn::data_len).sum();
+        let variable = variable + flat.iter().map(NativeColumn::data_len).sum::<usize>();
         out.reserve(rows * fixed + variable + variable / 8);
 
         let start = out.len();
         for row in 0..rows {
-            if let Err((column, problem)) = self.write_row(&id, &data, row, out) {
+            if let Err((column, problem)) = self.write_row(&id, &data, &flat, row, out) {
                 out.truncate(start);
                 return Err(value_error(&self.table, column, row, &problem));
             }

@@ -17,7 +17,7 @@ mod native;
 mod numeric;
 mod value;
 
-pub use jsonb::{JsonbEncoder, JSONB_COLUMNS};
+pub use jsonb::{jsonb_columns, JsonbEncoder, JSONB_COLUMNS};
 pub use native::{native_columns, NativeEncoder};
 
 use crate::error::Error;

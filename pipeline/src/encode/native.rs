@@ -151,7 +151,7 @@ impl BatchEncoder for NativeEncoder {
 }
 
 /// One column, downcast for the batch being encoded.
-struct NativeColumn<'a> {
+pub(super) struct NativeColumn<'a> {
     nulls: Option<&'a NullBuffer>,
     values: Values<'a>,
 }
@@ -215,7 +215,7 @@ impl Offsets<'_> {
 }
 
 impl<'a> NativeColumn<'a> {
-    fn new(field: &'a Field, array: &'a dyn Array) -> Result<Self, Problem> {
+    pub(super) fn new(field: &'a Field, array: &'a dyn Array) -> Result<Self, Problem> {
         let wrong = || super::column_type_mismatch(field, array);
         if !array.data_type().equals_datatype(field.data_type()) {
             return Err(wrong());
@@ -344,7 +344,7 @@ impl<'a> NativeColumn<'a> {
     }
 
     /// Bytes of every value of fixed size (0 for variable-size values).
-    fn fixed_width(&self) -> usize {
+    pub(super) fn fixed_width(&self) -> usize {
         match &self.values {
             Values::Bool(_) => 1,
             Values::I8(_) | Values::U8(_) | Values::I16(_) => 2,
@@ -361,7 +361,7 @@ impl<'a> NativeColumn<'a> {
     }
 
     /// Bytes of string or binary data (for sizing the output buffer).
-    fn data_len(&self) -> usize {
+    pub(super) fn data_len(&self) -> usize {
         match &self.values {
             Values::Text(s) | Values::Jsonb(s) => s.data_len(),
             Values::Bytes(b) => b.data_len(),
@@ -373,7 +373,7 @@ impl<'a> NativeColumn<'a> {
 
     /// Write row `i` as one field.
     #[inline]
-    fn write(&self, i: usize, out: &mut BytesMut) -> Result<(), Problem> {
+    pub(super) fn write(&self, i: usize, out: &mut BytesMut) -> Result<(), Problem> {
         if self.nulls.is_some_and(|n| n.is_null(i)) {
             put_null(out);
             return Ok(());

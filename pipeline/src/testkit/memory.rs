@@ -311,7 +311,7 @@ impl Sink for MemorySink {
         }
         for t in tables {
             let fields = match self.mode {
-                Mode::Jsonb => crate::encode::JSONB_COLUMNS.len(),
+                Mode::Jsonb => crate::encode::jsonb_columns(t)?.len(),
                 Mode::Native => crate::encode::native_columns(t)?.len(),
             };
             stored.insert(

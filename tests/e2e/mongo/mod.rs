@@ -3,6 +3,7 @@
 mod bad_input;
 mod conformance;
 mod copy;
+mod flatten;
 mod matrix;
 mod sync;
 

@@ -6,7 +6,7 @@
 //! equal, and `1.0` and `1.00` numerics, which `verify` (byte for byte) tells apart.
 
 use crate::ddl::{check_ident, qualified, quote_ident};
-use pipeline::encode::{native_columns, JSONB_COLUMNS};
+use pipeline::encode::{jsonb_columns, native_columns};
 use pipeline::{Mode, Result, TableInfo};
 
 /// A target table and how its rows are identified.
@@ -33,10 +33,12 @@ impl TargetTable {
         check_ident("table", &table.name)?;
         let (columns, definitions, key): (Vec<String>, Vec<String>, Vec<String>) = match mode {
             Mode::Jsonb => {
-                let types = ["text", "jsonb", "text"];
-                let cols: Vec<String> = JSONB_COLUMNS.iter().map(|c| quote_ident(c)).collect();
-                let defs = cols.iter().zip(types).map(|(c, t)| format!("{c} {t}"));
-                (cols.clone(), defs.collect(), vec![quote_ident("id")])
+                let layout = jsonb_columns(table)?;
+                let cols: Vec<String> = layout.iter().map(|(c, _)| quote_ident(c)).collect();
+                let defs = layout
+                    .iter()
+                    .map(|(c, t)| format!("{} {}", quote_ident(c), t.sql_name()));
+                (cols, defs.collect(), vec![quote_ident("id")])
             }
             Mode::Native => {
                 let native = native_columns(table)?;
