@@ -143,7 +143,7 @@ async fn load(uri: &str, docs: u64) -> Result<u64> {
 }
 
 /// The bare scan: `find({})` over raw documents; (documents, bytes). `like_ours`: with the
-/// connector's read options (`readConcern: majority`, `batchSize: 1000`).
+/// connector's read option (`readConcern: majority`).
 async fn scan(uri: &str, coll: &str, like_ours: bool) -> Result<(u64, u64)> {
     let client = mongodb::Client::with_uri_str(uri).await?;
     let db = client.database(DB);
@@ -153,7 +153,6 @@ async fn scan(uri: &str, coll: &str, like_ours: bool) -> Result<(u64, u64)> {
             .build();
         db.collection_with_options::<RawDocumentBuf>(coll, options)
             .find(doc! {})
-            .batch_size(1000)
             .await?
     } else {
         db.collection::<RawDocumentBuf>(coll).find(doc! {}).await?
@@ -201,7 +200,7 @@ pub fn run(arg: Option<&String>) -> Result<()> {
     for (label, flag) in [
         ("bare driver scan (find {}, raw documents)", None),
         (
-            "bare scan, batchSize 1000 + readConcern majority (as ours)",
+            "bare scan, readConcern majority (as ours)",
             Some("--like-ours"),
         ),
     ] {

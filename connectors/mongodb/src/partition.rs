@@ -5,13 +5,15 @@
 //! `_id`), so the ranges use the bracket most sampled ids have (ObjectId, string, number or date)
 //! and one more partition takes every `_id` of any other type: together they cover the
 //! collection without overlap whatever mix of `_id` types it holds. Collections up to
-//! `partition_rows` documents, and any whose sample fails, are read as one partition.
+//! `partition_rows` documents, any whose sample fails, and (unless `partition_rows` was set)
+//! any whose server plans `_id` ranges as collection scans are read as one partition.
 
 use crate::error::mongo;
 use crate::source::MongoSource;
 use base64::Engine as _;
 use futures::TryStreamExt;
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document, RawDocumentBuf};
+use pipeline::source::DEFAULT_PARTITION_ROWS;
 use pipeline::{Error, Partition, Result, TableInfo};
 
 /// Sampled `_id`s per partition: enough for even ranges without a long `$sample`.
@@ -99,6 +101,14 @@ pub(crate) async fn plan(
     if table.rows <= limit {
         return Ok(whole(table.rows));
     }
+    if limit == DEFAULT_PARTITION_ROWS && !ranges_use_an_index(source, &table.name).await {
+        tracing::info!(
+            collection = %table.name,
+            "the server plans _id range reads as collection scans, so the collection is read in \
+             one stream (set --partition-rows to split it anyway)"
+        );
+        return Ok(whole(table.rows));
+    }
     let wanted = table.rows.div_ceil(limit).min(MAX_PARTITIONS);
     let ids = match sample(source, &table.name, wanted * SAMPLES_PER_PARTITION).await {
         Ok(ids) => ids,
@@ -161,6 +171,52 @@ pub(crate) async fn plan(
         .collect())
 }
 
+/// Whether the server plans an `_id` range read of collection `name` with an index (`explain`,
+/// which plans without running): where it plans a collection scan instead, every range partition
+/// would read the whole collection. An `explain` that fails says nothing: ranges are used.
+async fn ranges_use_an_index(source: &MongoSource, name: &str) -> bool {
+    let probe = doc! {
+        "explain": {"find": name, "filter": {"_id": {"$gte": ObjectId::from_bytes([0; 12])}}},
+        "verbosity": "queryPlanner",
+    };
+    let Ok(reply) = source.db.run_command(probe).await else {
+        return true;
+    };
+    let Ok(plan) = reply
+        .get_document("queryPlanner")
+        .and_then(|q| q.get_document("winningPlan"))
+    else {
+        return true;
+    };
+    !scans_collection(plan)
+}
+
+/// Whether a winning plan reads the whole collection: a `COLLSCAN` and no index stage.
+fn scans_collection(plan: &Document) -> bool {
+    let mut stages = Vec::new();
+    plan_stages(plan, &mut stages);
+    let indexed = |s: &&str| s.contains("IXSCAN") || *s == "IDHACK" || s.starts_with("EXPRESS");
+    stages.contains(&"COLLSCAN") && !stages.iter().any(indexed)
+}
+
+/// Every `stage` name in a plan (stages nest in `inputStage(s)`, `queryPlan`, `shards`, …).
+fn plan_stages<'a>(plan: &'a Document, out: &mut Vec<&'a str>) {
+    for (key, value) in plan {
+        match value {
+            Bson::String(stage) if key == "stage" => out.push(stage),
+            Bson::Document(d) => plan_stages(d, out),
+            Bson::Array(items) => {
+                for item in items {
+                    if let Bson::Document(d) = item {
+                        plan_stages(d, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// About `size` `_id`s of the collection, sorted by the server (BSON order).
 async fn sample(source: &MongoSource, name: &str, size: u64) -> Result<Vec<Bson>> {
     let coll = source.db.collection::<Document>(name);
@@ -181,4 +237,25 @@ async fn sample(source: &MongoSource, name: &str, size: u64) -> Result<Vec<Bson>
         .into_iter()
         .filter_map(|mut d| d.remove("_id"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plan_without_an_index_stage_scans_the_collection() {
+        let collscan = doc! {"stage": "COLLSCAN", "direction": "forward"};
+        let fetch = doc! {"stage": "FETCH", "inputStage": {"stage": "IXSCAN", "indexName": "_id_"}};
+        let sbe = doc! {"queryPlan": {"stage": "FETCH", "inputStage": {"stage": "IXSCAN"}}};
+        let clustered = doc! {"stage": "CLUSTERED_IXSCAN"};
+        let sharded = doc! {"stage": "SHARD_MERGE", "shards": [
+            {"winningPlan": {"stage": "SHARDING_FILTER", "inputStage": {"stage": "COLLSCAN"}}},
+        ]};
+        assert!(scans_collection(&collscan));
+        assert!(scans_collection(&sharded));
+        for plan in [fetch, sbe, clustered, doc! {"stage": "EXPRESS_IXSCAN"}] {
+            assert!(!scans_collection(&plan), "{plan}");
+        }
+    }
 }

@@ -16,9 +16,6 @@ use pipeline::{BatchStream, Error, Partition, Result, TableInfo};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Documents asked of the server per round trip (the server also caps replies at 16 MB).
-const CURSOR_BATCH: u32 = 1000;
-
 /// Accumulates encoded documents into one Arrow batch.
 pub(crate) struct BatchBuilder {
     schema: SchemaRef,
@@ -149,7 +146,6 @@ pub(crate) async fn open(
     let cursor = source
         .collection(&table.name)
         .find(query)
-        .batch_size(CURSOR_BATCH)
         .await
         .map_err(|e| mongo(e, what.clone()))?;
     let bounds = (

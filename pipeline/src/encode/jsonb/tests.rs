@@ -583,3 +583,52 @@ fn unsupported_and_keyless_tables_fail_at_new() {
         "{err}"
     );
 }
+
+#[test]
+fn flat_columns_follow_source_type_typed_and_stay_out_of_data() {
+    let b = batch(vec![
+        ids(),
+        (
+            field("name", DataType::Utf8),
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("c"),
+                Some("d"),
+            ])),
+        ),
+        (
+            field("age", DataType::Int32),
+            Arc::new(Int32Array::from(vec![Some(7), None, Some(-1), Some(0)])),
+        ),
+    ]);
+    let mut info = table(b.schema().as_ref().clone(), &["id"], &[]);
+    info.flat_columns = vec!["age".into()];
+    let names: Vec<String> = jsonb_columns(&info)
+        .unwrap()
+        .into_iter()
+        .map(|(name, ty)| format!("{name} {}", ty.sql_name()))
+        .collect();
+    assert_eq!(
+        names,
+        ["id text", "data jsonb", "_source_type text", "age integer"]
+    );
+    let mut out = BytesMut::new();
+    JsonbEncoder::new(&info, "x")
+        .unwrap()
+        .encode(&b, &mut out)
+        .unwrap();
+    let rows = parse(&out);
+    let data = &b"\x01{\"id\":1,\"name\":\"a\"}"[..];
+    assert_eq!(rows[0][1].as_deref(), Some(data), "age is not in data");
+    assert_eq!(
+        rows[0][3].as_deref(),
+        Some(&7i32.to_be_bytes()[..]),
+        "binary int4"
+    );
+    assert_eq!(rows[1][3], None, "NULL stays NULL");
+
+    info.flat_columns = vec!["data".into()];
+    let err = JsonbEncoder::new(&info, "x").err().unwrap().to_string();
+    assert!(err.contains("JSONB mode's own columns"), "{err}");
+}
