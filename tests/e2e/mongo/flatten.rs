@@ -3,7 +3,7 @@
 //! `verify`; a value its column cannot hold stops the run naming the document.
 
 use super::{block_on, database};
-use crate::harness::{fresh_db, psql, run, run_ok, tempdir, Background};
+use crate::harness::{fresh_db, psql, run, run_ok, tempdir};
 use crate::mongo_server::{fresh_mongo_db, mongo_uri};
 use seren_mongodb::mongodb::bson::{doc, oid::ObjectId, DateTime, Decimal128, Document};
 use std::time::Duration;
@@ -43,6 +43,20 @@ columns = { email = "text", age = "int", score = "double precision", total = "nu
     )
     .unwrap();
     path.display().to_string()
+}
+
+/// `init` with one `--flatten` flag: exit code, stdout, stderr.
+fn init_flattening(source: &str, target: &str, flag: &str) -> (i32, String, String) {
+    run(&[
+        "init",
+        "--source",
+        source,
+        "--target",
+        target,
+        "-y",
+        "--flatten",
+        flag,
+    ])
 }
 
 fn row(pg: &str, columns: &str, id: &str) -> String {
@@ -116,7 +130,7 @@ fn flattened_fields_are_typed_columns_through_init_sync_refresh_and_verify() {
     );
 
     // Change streams: the columns follow inserts, updates and deletes.
-    let sync = Background::start(&["sync", "--source", &uri, "--target", &url]);
+    let sync = super::sync::start_sync(&uri, &url);
     block_on(async {
         let users = database(&name).await.collection::<Document>("users");
         users
@@ -182,16 +196,7 @@ fn a_value_its_column_cannot_hold_stops_init_naming_the_document() {
     );
     let uri = mongo_uri(&name);
     let (url, pg) = fresh_db();
-    let (code, out, err) = run(&[
-        "init",
-        "--source",
-        &uri,
-        "--target",
-        &url,
-        "-y",
-        "--flatten",
-        "users:age=int",
-    ]);
+    let (code, out, err) = init_flattening(&uri, &url, "users:age=int");
     assert_ne!(code, 0, "{out}\n{err}");
     for want in [
         "collection `users`",
@@ -211,16 +216,8 @@ fn a_value_its_column_cannot_hold_stops_init_naming_the_document() {
         "a half-written table was left"
     );
     // As text, the same documents copy.
-    run_ok(&[
-        "init",
-        "--source",
-        &uri,
-        "--target",
-        &url,
-        "-y",
-        "--flatten",
-        "users:age=text",
-    ]);
+    let (code, out, err) = init_flattening(&uri, &url, "users:age=text");
+    assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
         psql(&pg, "SELECT string_agg(age, ',' ORDER BY id) FROM users"),
         "31,thirty"
@@ -256,16 +253,7 @@ fn bad_flatten_requests_are_refused_before_anything_is_written() {
         (uri.as_str(), "users:data=text", "JSONB mode's own columns"),
         (sqlite.as_str(), "t:a=int", "MongoDB sources only"),
     ] {
-        let (code, out, err) = run(&[
-            "init",
-            "--source",
-            source,
-            "--target",
-            &url,
-            "-y",
-            "--flatten",
-            flag,
-        ]);
+        let (code, out, err) = init_flattening(source, &url, flag);
         assert_ne!(code, 0, "{flag}: {out}\n{err}");
         assert!(err.contains(says), "{flag}: no `{says}` in: {err}");
     }

@@ -59,7 +59,8 @@ fn writer(name: String, stop: Arc<AtomicBool>, first: i32) -> std::thread::JoinH
     })
 }
 
-fn start_sync(uri: &str, url: &str) -> Background {
+/// `sync` from `uri` into `url`, running until stopped.
+pub(super) fn start_sync(uri: &str, url: &str) -> Background {
     Background::start(&["sync", "--source", uri, "--target", url])
 }
 
