@@ -4,7 +4,7 @@
 //! columns for the same collection. MongoDB sources only.
 
 use crate::cli::{Layout, Selection};
-use pipeline::{Error, FlatColumn, Result, TableInfo};
+use pipeline::{Error, FlatColumn, Result, SourceFactory, TableInfo};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,7 +41,7 @@ pub fn columns(layout: &Layout, selection: &Selection, source: &str) -> Result<F
             )),
         };
     }
-    let mongodb = source.starts_with("mongodb://") || source.starts_with("mongodb+srv://");
+    let mongodb = seren_mongodb::MongoFactory.accepts(source);
     let mut flatten = Flatten::new();
     if let Some(path) = &selection.config {
         if !mongodb {
@@ -67,9 +67,9 @@ pub fn columns(layout: &Layout, selection: &Selection, source: &str) -> Result<F
 }
 
 /// Refuse flat columns for collections that are not copied (unknown, or not selected).
-pub fn check_selected(flatten: &Flatten, selected: &[&TableInfo]) -> Result<()> {
+pub fn check_selected(flatten: &Flatten, selected: &[(TableInfo, Option<String>)]) -> Result<()> {
     for collection in flatten.keys() {
-        if !selected.iter().any(|t| &t.name == collection) {
+        if !selected.iter().any(|(t, _)| &t.name == collection) {
             return Err(Error::config(format!(
                 "--flatten names collection `{collection}`, which is not copied: it is not in the \
                  source, or not selected (check --include-tables and --exclude-tables)"

@@ -115,10 +115,7 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
     drop(s.target.connect().await?);
 
     let selected = session::select(&*s.source, &args.tables.selection).await?;
-    crate::flatten::check_selected(
-        &options_flatten,
-        &selected.iter().map(|(t, _)| t).collect::<Vec<_>>(),
-    )?;
+    crate::flatten::check_selected(&options_flatten, &selected)?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

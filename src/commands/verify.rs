@@ -30,10 +30,7 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     let flatten = options.flatten.clone();
     let s = session::open(&args.endpoints, options).await?;
     let selected = session::select(&*s.source, &args.selection).await?;
-    crate::flatten::check_selected(
-        &flatten,
-        &selected.iter().map(|(t, _)| t).collect::<Vec<_>>(),
-    )?;
+    crate::flatten::check_selected(&flatten, &selected)?;
     let mut checks = Vec::new();
     for (table, filter) in &selected {
         let check = seren_postgres::verify::verify_table(

@@ -7,7 +7,8 @@
 
 use super::native::NativeColumn;
 use super::value::{null_id, JsonColumn};
-use super::{begin_field, end_field, put_bytes_field, schema_mismatch, value_error, Problem};
+use super::{begin_field, column_error, end_field, put_bytes_field, schema_mismatch};
+use super::{value_error, Problem};
 use crate::catalog::TableInfo;
 use crate::error::{Error, ErrorKind, Result, Side};
 use crate::sink::BatchEncoder;
@@ -292,13 +293,8 @@ impl BatchEncoder for JsonbEncoder {
         }
         let column = |index: usize| {
             let field = &fields[index];
-            JsonColumn::new(field, batch.column(index).as_ref()).map_err(|p| {
-                Error::conversion(format!(
-                    "table `{}`, column `{}`: {p}",
-                    self.table,
-                    field.name()
-                ))
-            })
+            JsonColumn::new(field, batch.column(index).as_ref())
+                .map_err(|p| column_error(&self.table, field.name(), &p))
         };
         let data =
             (self.data.iter().map(|(index, _)| column(*index))).collect::<Result<Vec<_>>>()?;
@@ -312,13 +308,8 @@ impl BatchEncoder for JsonbEncoder {
             .iter()
             .map(|&index| {
                 let field = &fields[index];
-                NativeColumn::new(field, batch.column(index).as_ref()).map_err(|p| {
-                    Error::conversion(format!(
-                        "table `{}`, column `{}`: {p}",
-                        self.table,
-                        field.name()
-                    ))
-                })
+                NativeColumn::new(field, batch.column(index).as_ref())
+                    .map_err(|p| column_error(&self.table, field.name(), &p))
             })
             .collect::<Result<Vec<_>>>()?;
 

@@ -44,6 +44,11 @@ fn column_type_mismatch(field: &arrow_schema::Field, array: &dyn arrow_array::Ar
     )
 }
 
+/// The error for a batch column no writer can be built for (its array differs from the schema).
+fn column_error(table: &str, column: &str, problem: &str) -> Error {
+    Error::conversion(format!("table `{table}`, column `{column}`: {problem}"))
+}
+
 /// Write a NULL field.
 #[inline]
 fn put_null(out: &mut BytesMut) {

@@ -15,7 +15,7 @@ use super::column::{BinCol, StrCol, F16};
 use super::numeric::{self, Digits};
 use super::value::JsonColumn;
 use super::MAX_FIELD_BYTES;
-use super::{begin_field, end_field};
+use super::{begin_field, column_error, end_field};
 use super::{datetime, put_bytes_field, put_null, schema_mismatch, value_error, Problem};
 use crate::catalog::TableInfo;
 use crate::error::{Error, ErrorKind, Result, Side};
@@ -116,13 +116,8 @@ impl BatchEncoder for NativeEncoder {
         let mut columns = Vec::with_capacity(self.columns.len());
         for &index in &self.columns {
             let field = &fields[index];
-            let column = NativeColumn::new(field, batch.column(index).as_ref()).map_err(|p| {
-                Error::conversion(format!(
-                    "table `{}`, column `{}`: {p}",
-                    self.table,
-                    field.name()
-                ))
-            })?;
+            let column = NativeColumn::new(field, batch.column(index).as_ref())
+                .map_err(|p| column_error(&self.table, field.name(), &p))?;
             columns.push(column);
         }
 
