@@ -60,8 +60,9 @@ pub fn raw_format(schema: &Schema) -> Option<CopyFormat> {
 #[derive(Debug, Default)]
 pub struct RawEncoder;
 
-impl BatchEncoder for RawEncoder {
-    fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
+impl RawEncoder {
+    /// The bytes of every row of `batch`: one slice of its value buffer.
+    fn rows(batch: &RecordBatch) -> Result<Buffer> {
         let rows = batch
             .column(0)
             .as_any()
@@ -75,8 +76,19 @@ impl BatchEncoder for RawEncoder {
             })?;
         let offsets = rows.value_offsets();
         let (start, end) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
-        out.extend_from_slice(&rows.value_data()[start..end]);
+        Ok(rows.values().slice_with_length(start, end - start))
+    }
+}
+
+impl BatchEncoder for RawEncoder {
+    fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<()> {
+        out.extend_from_slice(&Self::rows(batch)?);
         Ok(())
+    }
+
+    /// The rows as they are, without a copy: the chunk shares the batch's buffer.
+    fn encode_chunk(&self, batch: &RecordBatch, _size_hint: usize) -> Result<Bytes> {
+        Ok(Bytes::from_owner(Self::rows(batch)?))
     }
 }
 
@@ -268,7 +280,14 @@ mod tests {
         for piece in stream.chunks(step) {
             s.push(piece).unwrap();
             if let Some(b) = s.take_batch() {
+                let from = encoded.len();
                 RawEncoder.encode(&b, &mut encoded).unwrap();
+                let chunk = RawEncoder.encode_chunk(&b, 0).unwrap();
+                assert_eq!(
+                    &chunk[..],
+                    &encoded[from..],
+                    "the shared chunk equals the copy"
+                );
                 let a = b.column(0).as_any().downcast_ref::<BinaryArray>().unwrap();
                 rows.extend(a.iter().map(|v| v.unwrap().to_vec()));
             }
@@ -290,6 +309,17 @@ mod tests {
             assert_eq!(rows, vec![t1.clone(), t2.clone()], "step {step}");
             assert_eq!(encoded, [t1.clone(), t2.clone()].concat());
         }
+    }
+
+    #[test]
+    fn a_sliced_batch_passes_only_its_own_rows() {
+        let rows: Vec<Vec<u8>> = (0..5u8).map(|i| tuple(&[Some(&[i; 3])])).collect();
+        let mut s = RowSplitter::new(CopyFormat::Binary);
+        s.push(COPY_HEADER).unwrap();
+        s.push(&rows.concat()).unwrap();
+        let batch = s.take_batch().unwrap().slice(1, 3);
+        let chunk = RawEncoder.encode_chunk(&batch, 0).unwrap();
+        assert_eq!(&chunk[..], &rows[1..4].concat()[..]);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, TableState};
 use crate::sink::{BatchEncoder, Chunk, Sink};
 use crate::source::{Partition, Source};
-use bytes::BytesMut;
 use futures::StreamExt;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -305,11 +304,11 @@ fn copy_partition(
                 let (encoder, chunk_tx, size_hint) =
                     (encoder.clone(), chunk_tx.clone(), size_hint.clone());
                 rayon::spawn(move || {
-                    let mut buf = BytesMut::with_capacity(size_hint.load(Ordering::Relaxed));
-                    let chunk = encoder.encode(&batch, &mut buf).map(|()| {
-                        size_hint.store(buf.len() + buf.len() / 8, Ordering::Relaxed);
+                    let hint = size_hint.load(Ordering::Relaxed);
+                    let chunk = encoder.encode_chunk(&batch, hint).map(|data| {
+                        size_hint.store(data.len() + data.len() / 8, Ordering::Relaxed);
                         Chunk {
-                            data: buf.freeze(),
+                            data,
                             rows: batch.num_rows() as u64,
                         }
                     });

@@ -14,6 +14,15 @@ use std::sync::Arc;
 pub trait BatchEncoder: Send + Sync {
     /// Append the encoding of every row of `batch` to `out`.
     fn encode(&self, batch: &RecordBatch, out: &mut BytesMut) -> Result<()>;
+
+    /// The encoding of `batch` as one buffer; `size_hint` is the expected length. The default
+    /// runs `encode` into a new buffer; an encoder whose batches already hold the encoded bytes
+    /// returns them without copying.
+    fn encode_chunk(&self, batch: &RecordBatch, size_hint: usize) -> Result<Bytes> {
+        let mut out = BytesMut::with_capacity(size_hint);
+        self.encode(batch, &mut out)?;
+        Ok(out.freeze())
+    }
 }
 
 /// An encoded slice of a partition, ready for the writer.

@@ -5,13 +5,15 @@
 use crate::catalog::{self, PgTable};
 use crate::conn::{query_error, PgTarget};
 use crate::ddl::quote_literal;
+use arrow_array::RecordBatch;
 use futures::StreamExt;
-use pipeline::raw::{raw_schema, RowSplitter};
+use pipeline::raw::{raw_schema, CopyFormat, RowSplitter};
 use pipeline::{
     BatchStream, ColumnInfo, Error, ErrorKind, Partition, Result, Side, Source, TableInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Mutex;
 use tokio_postgres::Client;
 
@@ -405,6 +407,43 @@ impl pipeline::SourceFactory for PgSourceFactory {
     }
 }
 
+/// Read `stream` (a `COPY … TO STDOUT` on `client`) into batches of about `BATCH_BYTES` of
+/// whole rows and send them to `tx`; stops at the first error (sent last) or when the receiver
+/// is gone.
+async fn gather_rows(
+    client: Client,
+    mut stream: Pin<Box<tokio_postgres::CopyOutStream>>,
+    format: CopyFormat,
+    what: String,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) {
+    let mut splitter = RowSplitter::new(format);
+    let end = loop {
+        match stream.next().await {
+            Some(Ok(bytes)) => {
+                if let Err(e) = splitter.push(&bytes) {
+                    break Err(e);
+                }
+                if splitter.pending_bytes() >= BATCH_BYTES {
+                    let batch = splitter.take_batch().expect("pending rows");
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return; // the reader stopped; dropping the stream ends the COPY
+                    }
+                }
+            }
+            Some(Err(e)) => break Err(query_error(Side::Source, &what, e)),
+            None => break splitter.finish().map(|()| splitter.take_batch()),
+        }
+    };
+    let last = match end {
+        Ok(None) => return,
+        Ok(Some(batch)) => Ok(batch),
+        Err(e) => Err(e),
+    };
+    let _ = tx.send(last).await;
+    drop(client);
+}
+
 /// Row filter of a partition, carried in its bounds next to the block range.
 #[derive(Deserialize)]
 struct Filter {
@@ -447,48 +486,15 @@ impl Source for PgSource {
             .copy_out(&sql)
             .await
             .map_err(|e| query_error(Side::Source, &what, e))?;
-        let state = (
-            Box::pin(stream),
-            RowSplitter::new(t.format),
-            client,
-            what,
-            false,
-        );
-        Ok(futures::stream::unfold(
-            state,
-            |(mut stream, mut splitter, client, what, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    match stream.next().await {
-                        Some(Ok(bytes)) => {
-                            if let Err(e) = splitter.push(&bytes) {
-                                return Some((Err(e), (stream, splitter, client, what, true)));
-                            }
-                            if splitter.pending_bytes() >= BATCH_BYTES {
-                                let batch = splitter.take_batch().expect("pending rows");
-                                return Some((Ok(batch), (stream, splitter, client, what, false)));
-                            }
-                        }
-                        Some(Err(e)) => {
-                            let e = query_error(Side::Source, &what, e);
-                            return Some((Err(e), (stream, splitter, client, what, true)));
-                        }
-                        None => {
-                            let end = splitter.finish().map(|_| splitter.take_batch());
-                            return match end {
-                                Ok(Some(batch)) => {
-                                    Some((Ok(batch), (stream, splitter, client, what, true)))
-                                }
-                                Ok(None) => None,
-                                Err(e) => Some((Err(e), (stream, splitter, client, what, true))),
-                            };
-                        }
-                    }
-                }
-            },
-        )
+        // Rows are gathered into batches by a task beside the connection's own task: the
+        // connection hands over every network read (~8 KB), and waking the pipeline's reader
+        // thread that often cost more CPU than the copy itself (measured: 350k futex calls per
+        // 1.4 GB); the reader thread is now woken once per batch.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(gather_rows(client, Box::pin(stream), t.format, what, tx));
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        })
         .boxed())
     }
 
