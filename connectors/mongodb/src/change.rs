@@ -33,6 +33,10 @@ const MAX_AWAIT: Duration = Duration::from_millis(500);
 const IDLE_SET_EVERY: Duration = Duration::from_secs(2);
 /// At most this many events per change set (one target transaction).
 const MAX_EVENTS_PER_SET: usize = 5000;
+/// A change set closes once its documents reach this many BSON bytes (one server batch at
+/// most), so memory stays bounded whatever the documents' sizes (5000 events of 16 MB would
+/// not fit).
+const MAX_BYTES_PER_SET: usize = 16 << 20;
 
 type Events = mongodb::change_stream::ChangeStream<ChangeStreamEvent<RawDocumentBuf>>;
 
@@ -315,7 +319,7 @@ impl ChangeStream for MongoChangeStream {
             changes: Vec::new(),
             current: None,
         };
-        let mut count = 0;
+        let (mut count, mut bytes) = (0, 0);
         let mut committed_at_ms = None;
         loop {
             let event = self.events.next_if_any().await.map_err(|e| {
@@ -332,10 +336,14 @@ impl ChangeStream for MongoChangeStream {
                             .cluster_time
                             .map(|t: Timestamp| i64::from(t.time) * 1000))
                         .or(committed_at_ms);
+                    bytes += event
+                        .full_document
+                        .as_ref()
+                        .map_or(0, |d| d.as_bytes().len());
                     self.context.apply(&mut pending, event)?;
                     self.last = Some(id);
                     count += 1;
-                    if count >= MAX_EVENTS_PER_SET {
+                    if count >= MAX_EVENTS_PER_SET || bytes >= MAX_BYTES_PER_SET {
                         break;
                     }
                 }

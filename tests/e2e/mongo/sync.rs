@@ -197,3 +197,63 @@ fn sync_once_by_refresh_applies_changes_and_deletions() {
     );
     run_ok(&["verify", "--source", &uri, "--target", &url]);
 }
+
+/// A backlog of large documents streams in several transactions: a change set closes at 16 MB
+/// of documents, not only at 5000 events, so memory stays bounded whatever the documents' size.
+#[test]
+fn a_backlog_of_large_documents_is_applied_in_bounded_change_sets() {
+    const DOCS: i32 = 40;
+    let name = fresh_mongo_db();
+    block_on(async {
+        let items = database(&name).await.collection::<Document>("items");
+        items
+            .insert_one(doc! {"_id": -1, "v": "seed"})
+            .await
+            .unwrap();
+    });
+    let uri = mongo_uri(&name);
+    let (url, pg) = fresh_db();
+    run_ok(&["init", "--source", &uri, "--target", &url, "-y"]);
+    // 40 MB of inserts waiting in the change stream before sync starts.
+    block_on(async {
+        let items = database(&name).await.collection::<Document>("items");
+        for i in 0..DOCS {
+            let body = char::from(b'a' + (i % 26) as u8)
+                .to_string()
+                .repeat(1 << 20);
+            items
+                .insert_one(doc! {"_id": i, "body": body})
+                .await
+                .unwrap();
+        }
+    });
+    insert_sentinel(&name, "sentinel");
+    let sync = start_sync(&uri, &url);
+    wait_for(&pg, "sentinel", &sync);
+    let output = sync.output();
+    sync.stop();
+
+    let inserted: Vec<u64> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("applied: +"))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        inserted.iter().sum::<u64>(),
+        DOCS as u64 + 1,
+        "every insert applied once:\n{output}"
+    );
+    assert!(
+        inserted.iter().all(|&n| n <= 17),
+        "no change set holds more than 16 MB of documents (16 of 1 MB, plus the one that \
+         crosses the mark): {inserted:?}"
+    );
+    assert_eq!(
+        psql(
+            &pg,
+            "SELECT count(*) FROM items WHERE octet_length(data->>'body') = 1048576"
+        ),
+        DOCS.to_string()
+    );
+    run_ok(&["verify", "--source", &uri, "--target", &url]);
+}
