@@ -162,13 +162,16 @@ impl ChangeCapture for MongoSource {
             .resume_after(start)
             .await
             .map_err(|e| {
-                let mut err = mongo(e, what());
-                if err.kind() == ErrorKind::Query {
-                    err = err.context(
-                        "the stored resume point may have left the oplog: run `init` again",
-                    );
+                let refused = matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(_));
+                let err = mongo(e, what());
+                if refused {
+                    err.context(
+                        "the server refused to resume from the stored point (it may have left \
+                         the oplog): run `init` again",
+                    )
+                } else {
+                    err
                 }
-                err
             })?
             .with_type::<ChangeStreamEvent<RawDocumentBuf>>();
         Ok(Box::new(MongoChangeStream {

@@ -257,3 +257,39 @@ fn a_backlog_of_large_documents_is_applied_in_bounded_change_sets() {
     );
     run_ok(&["verify", "--source", &uri, "--target", &url]);
 }
+
+/// A stored resume token the server refuses ends `sync` with an error that says to run `init`
+/// again. (Errors that are not the server's refusal, such as a reply too large for the driver,
+/// no longer claim the resume point left the oplog.)
+#[test]
+fn a_resume_point_the_server_refuses_says_to_run_init_again() {
+    use base64::Engine;
+    let name = fresh_mongo_db();
+    block_on(async {
+        let items = database(&name).await.collection::<Document>("items");
+        items.insert_one(doc! {"_id": 1}).await.unwrap();
+    });
+    let uri = mongo_uri(&name);
+    let (url, pg) = fresh_db();
+    run_ok(&["init", "--source", &uri, "--target", &url, "-y"]);
+    let stored = psql(&pg, "SELECT position FROM seren_replicator.source_sync");
+    assert!(stored.contains("resume_token"), "{stored}");
+    // A token of the documented shape ({_data: hex}) that no server issued.
+    let token = seren_mongodb::mongodb::bson::to_vec(
+        &doc! {"t": {"_data": "8200000001000000012B0229296E04"}},
+    )
+    .unwrap();
+    let forged = base64::engine::general_purpose::STANDARD.encode(token);
+    psql(
+        &pg,
+        &format!(
+            "UPDATE seren_replicator.source_sync SET position = jsonb_build_object('resume_token', '{forged}')"
+        ),
+    );
+    let (code, out, err) = run(&["sync", "--source", &uri, "--target", &url, "--once"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("refused to resume from the stored point") && err.contains("run `init` again"),
+        "{err}"
+    );
+}
