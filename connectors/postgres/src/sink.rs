@@ -7,7 +7,7 @@ use crate::conn::{query_error, PgTarget};
 use crate::ddl::quote_literal;
 use crate::ddl::{check_ident, column_list, derived_name, layout, qualified, quote_ident, Layout};
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use pipeline::encode::{JsonbEncoder, NativeEncoder, COPY_HEADER, COPY_TRAILER};
 use pipeline::{
     BatchEncoder, Chunk, Error, ErrorKind, Mode, Partition, PartitionWriter, Result, Side, Sink,
@@ -17,6 +17,9 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, CopyInSink};
+
+/// Index builds of one table run at once on their own connections (JSONB mode has three).
+const INDEX_BUILDS_AT_ONCE: usize = 3;
 
 /// How the sink lays out and replaces tables.
 #[derive(Debug, Clone)]
@@ -124,6 +127,17 @@ impl PgSink {
         Ok((s.stage.clone(), s.layout.copy_columns.clone()))
     }
 
+    /// Run one index build (`sql`) on a connection of its own.
+    fn build_index(&self, what: String, sql: String) -> futures::future::BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let client = self.target.connect().await?;
+            let abandoned = self.target.cancel_on_drop(&client)?;
+            self.execute(&client, &what, &sql).await?;
+            abandoned.done();
+            Ok(())
+        })
+    }
+
     async fn execute(&self, client: &Client, what: &str, sql: &str) -> Result<()> {
         client
             .batch_execute(sql)
@@ -138,10 +152,11 @@ impl PgSink {
         let mut plan = Vec::new();
         match self.opts.mode {
             Mode::Jsonb => {
-                plan.push(IndexPlan::constraint(
+                plan.push(IndexPlan::key(
                     tmp(0),
                     derived_name(&[t, "pkey"]),
-                    "PRIMARY KEY (\"id\")",
+                    "PRIMARY KEY",
+                    "(\"id\")".into(),
                 ));
                 if let Some(opclass) = self.opts.gin_index.opclass() {
                     plan.push(IndexPlan::index(
@@ -160,20 +175,22 @@ impl PgSink {
             }
             Mode::Native => {
                 if !table.primary_key.is_empty() {
-                    plan.push(IndexPlan::constraint(
+                    plan.push(IndexPlan::key(
                         tmp(0),
                         derived_name(&[t, "pkey"]),
-                        &format!("PRIMARY KEY ({})", column_list(&table.primary_key)),
+                        "PRIMARY KEY",
+                        format!("({})", column_list(&table.primary_key)),
                     ));
                 }
                 for (i, key) in table.unique_keys.iter().enumerate() {
                     let mut parts: Vec<&str> = vec![t];
                     parts.extend(key.iter().map(String::as_str));
                     parts.push("key");
-                    plan.push(IndexPlan::constraint(
+                    plan.push(IndexPlan::key(
                         tmp(10 + i),
                         derived_name(&parts),
-                        &format!("UNIQUE ({})", column_list(key)),
+                        "UNIQUE",
+                        format!("({})", column_list(key)),
                     ));
                 }
                 for (i, idx) in table.indexes.iter().enumerate() {
@@ -188,7 +205,7 @@ impl PgSink {
                 for (i, check) in table.checks.iter().enumerate() {
                     let allowed: Vec<String> =
                         check.allowed.iter().map(|v| quote_literal(v)).collect();
-                    plan.push(IndexPlan::constraint(
+                    plan.push(IndexPlan::check(
                         tmp(2000 + i),
                         derived_name(&[t, &check.column, "check"]),
                         &format!(
@@ -247,28 +264,76 @@ impl PgSink {
 struct IndexPlan {
     temp: String,
     final_name: String,
-    definition: String,
-    constraint: bool,
-    unique: bool,
+    build: Build,
+}
+
+/// How an index or constraint of a staging table is built.
+enum Build {
+    /// `CREATE [UNIQUE] INDEX … ON <staging table> <definition>`.
+    Index { unique: bool, definition: String },
+    /// A primary key or unique constraint (`kind`) on `columns`: its unique index is built
+    /// beside the other indexes, then attached with `ADD CONSTRAINT … USING INDEX`.
+    Key { kind: &'static str, columns: String },
+    /// `ADD CONSTRAINT … <definition>` (a CHECK), once the indexes are built.
+    Check(String),
 }
 
 impl IndexPlan {
-    fn constraint(temp: String, final_name: String, definition: &str) -> Self {
+    fn key(temp: String, final_name: String, kind: &'static str, columns: String) -> Self {
         IndexPlan {
             temp,
             final_name,
-            definition: definition.into(),
-            constraint: true,
-            unique: false,
+            build: Build::Key { kind, columns },
+        }
+    }
+    fn check(temp: String, final_name: String, definition: &str) -> Self {
+        IndexPlan {
+            temp,
+            final_name,
+            build: Build::Check(definition.into()),
         }
     }
     fn index(temp: String, final_name: String, definition: &str, unique: bool) -> Self {
         IndexPlan {
             temp,
             final_name,
-            definition: definition.into(),
-            constraint: false,
-            unique,
+            build: Build::Index {
+                unique,
+                definition: definition.into(),
+            },
+        }
+    }
+
+    /// Whether it ends up as a constraint (renamed with `RENAME CONSTRAINT`).
+    fn is_constraint(&self) -> bool {
+        !matches!(self.build, Build::Index { .. })
+    }
+
+    /// The `CREATE INDEX` that builds it, if it has an index.
+    fn create_index(&self, staged: &str) -> Option<String> {
+        let (unique, definition) = match &self.build {
+            Build::Index { unique, definition } => (*unique, definition),
+            Build::Key { columns, .. } => (true, columns),
+            Build::Check(_) => return None,
+        };
+        Some(format!(
+            "CREATE {}INDEX {} ON {staged} {definition}",
+            if unique { "UNIQUE " } else { "" },
+            quote_ident(&self.temp),
+        ))
+    }
+
+    /// The `ALTER TABLE` that makes it a constraint once its index exists, if it is one.
+    fn add_constraint(&self, staged: &str) -> Option<String> {
+        let temp = quote_ident(&self.temp);
+        match &self.build {
+            Build::Index { .. } => None,
+            Build::Key { kind, .. } => Some(format!(
+                "ALTER TABLE {staged} ADD CONSTRAINT {temp} {kind} USING INDEX {temp}"
+            )),
+            Build::Check(definition) => Some(format!(
+                "ALTER TABLE {staged} ADD CONSTRAINT {temp} {definition}"
+            )),
         }
     }
 }
@@ -400,26 +465,32 @@ impl Sink for PgSink {
         let abandoned = self.target.cancel_on_drop(&client)?;
         let staged_name = qualified(schema, &stage);
         let plan = self.index_plan(table, &stage);
+        // Every index at once, each on its own connection (the GIN index of a JSONB table takes
+        // far longer than its primary key and `_migrated_at` index, which are built beside it);
+        // then the constraints, which only attach what is built.
+        let builds: Vec<(String, String)> = plan
+            .iter()
+            .filter_map(|ix| {
+                let what = format!(
+                    "building index {} on table \"{}\"",
+                    ix.final_name, table.name
+                );
+                Some((what, ix.create_index(&staged_name)?))
+            })
+            .collect();
+        futures::stream::iter(builds)
+            .map(|(what, sql)| self.build_index(what, sql))
+            .buffer_unordered(INDEX_BUILDS_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
         for ix in &plan {
-            let what = format!(
-                "building index {} on table \"{}\"",
-                ix.final_name, table.name
-            );
-            let sql = if ix.constraint {
-                format!(
-                    "ALTER TABLE {staged_name} ADD CONSTRAINT {} {}",
-                    quote_ident(&ix.temp),
-                    ix.definition
-                )
-            } else {
-                format!(
-                    "CREATE {}INDEX {} ON {staged_name} {}",
-                    if ix.unique { "UNIQUE " } else { "" },
-                    quote_ident(&ix.temp),
-                    ix.definition
-                )
-            };
-            self.execute(&client, &what, &sql).await?;
+            if let Some(sql) = ix.add_constraint(&staged_name) {
+                let what = format!(
+                    "adding constraint {} to table \"{}\"",
+                    ix.final_name, table.name
+                );
+                self.execute(&client, &what, &sql).await?;
+            }
         }
         self.add_identity(&client, table, &staged_name).await?;
         self.execute(
@@ -457,7 +528,7 @@ impl Sink for PgSink {
             } else {
                 ix.final_name.clone()
             };
-            if ix.constraint {
+            if ix.is_constraint() {
                 sql.push_str(&format!(
                     "ALTER TABLE {final_table} RENAME CONSTRAINT {} TO {};\n",
                     quote_ident(&ix.temp),
