@@ -164,7 +164,9 @@ impl ChangeCapture for MongoSource {
             .map_err(|e| {
                 let refused = matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(_));
                 let err = mongo(e, what());
-                if refused {
+                // A server error that is not about credentials or privileges (those keep their
+                // own hint): the server would not resume from the stored token.
+                if refused && err.kind() == ErrorKind::Query {
                     err.context(
                         "the server refused to resume from the stored point (it may have left \
                          the oplog): run `init` again",

@@ -259,8 +259,7 @@ fn a_backlog_of_large_documents_is_applied_in_bounded_change_sets() {
 }
 
 /// A stored resume token the server refuses ends `sync` with an error that says to run `init`
-/// again. (Errors that are not the server's refusal, such as a reply too large for the driver,
-/// no longer claim the resume point left the oplog.)
+/// again.
 #[test]
 fn a_resume_point_the_server_refuses_says_to_run_init_again() {
     use base64::Engine;
