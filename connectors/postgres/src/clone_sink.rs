@@ -194,14 +194,12 @@ impl PgCloneSink {
                         .acquire_owned()
                         .await
                         .expect("semaphore never closed");
-                    let client = target.connect().await?;
-                    let abandoned = target.cancel_on_drop(&client)?;
-                    let built = client
-                        .batch_execute(&format!("{preamble}\n{sql}"))
+                    target
+                        .execute_alone(
+                            &format!("creating {what} on {table_name}"),
+                            &format!("{preamble}\n{sql}"),
+                        )
                         .await
-                        .map_err(|e| err(&format!("creating {what} on {table_name}"), e));
-                    abandoned.done();
-                    built
                 }
             });
             futures::future::try_join_all(builds).await?;

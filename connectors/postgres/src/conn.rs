@@ -148,6 +148,19 @@ impl PgTarget {
         })
     }
 
+    /// Run `sql` on a connection of its own, cancelled on the server if this future is dropped
+    /// first (an index build abandoned with the run); errors name `what`.
+    pub async fn execute_alone(&self, what: &str, sql: &str) -> Result<()> {
+        let client = self.connect().await?;
+        let abandoned = self.cancel_on_drop(&client)?;
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| query_error(self.side, what, e))?;
+        abandoned.done();
+        Ok(())
+    }
+
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
         let side = side_name(self.side);
         let at = self.host_port();

@@ -127,17 +127,6 @@ impl PgSink {
         Ok((s.stage.clone(), s.layout.copy_columns.clone()))
     }
 
-    /// Run one index build (`sql`) on a connection of its own.
-    fn build_index(&self, what: String, sql: String) -> futures::future::BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let client = self.target.connect().await?;
-            let abandoned = self.target.cancel_on_drop(&client)?;
-            self.execute(&client, &what, &sql).await?;
-            abandoned.done();
-            Ok(())
-        })
-    }
-
     async fn execute(&self, client: &Client, what: &str, sql: &str) -> Result<()> {
         client
             .batch_execute(sql)
@@ -479,7 +468,7 @@ impl Sink for PgSink {
             })
             .collect();
         futures::stream::iter(builds)
-            .map(|(what, sql)| self.build_index(what, sql))
+            .map(|(what, sql)| async move { self.target.execute_alone(&what, &sql).await })
             .buffer_unordered(INDEX_BUILDS_AT_ONCE)
             .try_collect::<Vec<()>>()
             .await?;
