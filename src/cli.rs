@@ -449,9 +449,10 @@ pub struct InitArgs {
     /// Partitions copied at once (default: the number of CPU cores).
     #[arg(long, short = 'j', env = "SEREN_JOBS")]
     pub jobs: Option<usize>,
-    /// Split tables into partitions of about this many rows.
-    #[arg(long, default_value_t = pipeline::source::DEFAULT_PARTITION_ROWS, env = "SEREN_PARTITION_ROWS")]
-    pub partition_rows: u64,
+    /// Split tables into partitions of about this many rows (default 250,000; given, it also
+    /// splits MongoDB collections whose `_id` range reads the server plans as scans).
+    #[arg(long, env = "SEREN_PARTITION_ROWS")]
+    pub partition_rows: Option<u64>,
     /// Show the plan and stop.
     #[arg(long)]
     pub dry_run: bool,

@@ -129,6 +129,9 @@ pub struct SourceOptions {
     pub batch_bytes: usize,
     /// Tables with more rows than this are split into partitions of about this many rows.
     pub partition_rows: u64,
+    /// `partition_rows` was asked for, not defaulted: a source may then split tables it would
+    /// otherwise read in one stream (e.g. where its range reads are scans).
+    pub partition_rows_given: bool,
     /// Fields written as typed columns beside `data`, by table (document sources only).
     pub flatten: BTreeMap<String, Vec<FlatColumn>>,
 }
@@ -149,6 +152,7 @@ impl Default for SourceOptions {
             batch_rows: DEFAULT_BATCH_ROWS,
             batch_bytes: DEFAULT_BATCH_BYTES,
             partition_rows: DEFAULT_PARTITION_ROWS,
+            partition_rows_given: false,
             flatten: BTreeMap::new(),
         }
     }

@@ -65,7 +65,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<i32> {
             drop_existing: args.target.is_some(),
             gin_index: seren_postgres::GinIndex::Full,
             jobs: None,
-            partition_rows: pipeline::source::DEFAULT_PARTITION_ROWS,
+            partition_rows: None,
             dry_run: false,
             yes: true,
             local: true,

@@ -108,7 +108,10 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
         return Ok(0);
     }
     let mut options = session::source_options(&args.tables)?;
-    options.partition_rows = args.partition_rows.max(1);
+    if let Some(rows) = args.partition_rows {
+        options.partition_rows = rows.max(1);
+        options.partition_rows_given = true;
+    }
     let options_flatten = options.flatten.clone();
     let s = session::open(&args.tables.endpoints, options).await?;
     // Reach the target before the (possibly long) catalog work, so a typo fails fast.

@@ -133,7 +133,7 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
         ),
         drop_existing: args.drop_existing,
         jobs: args.jobs,
-        partition_rows: Some(args.partition_rows),
+        partition_rows: args.partition_rows,
         no_sync: pg.no_sync,
         set_replica_identity_full: pg.set_replica_identity_full,
         publication: pg.publication.clone(),

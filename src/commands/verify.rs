@@ -5,6 +5,7 @@ use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::VerifyArgs;
 use crate::session;
 use anyhow::Result;
+use seren_postgres::sync_state::{self, SyncState};
 
 pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     if session::is_postgres(&verify.check.endpoints.source) {
@@ -26,11 +27,35 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
         return Ok(worst);
     }
     let args = verify.check;
-    let options = session::source_options(&args)?;
-    let flatten = options.flatten.clone();
-    let s = session::open(&args.endpoints, options).await?;
+    let mut options = session::source_options(&args)?;
+    let mut s = session::open(&args.endpoints, options.clone()).await?;
+    if let Some(recorded) = recorded_layout(&s, &args.layout.target_schema).await {
+        if (recorded.mode, recorded.on_type_mismatch, &recorded.flatten)
+            != (options.mode, options.on_type_mismatch, &options.flatten)
+        {
+            if !ui.quiet {
+                eprintln!(
+                    "note: init wrote these tables in {} mode{} (recorded in the target); \
+                     verifying them as written",
+                    match recorded.mode {
+                        pipeline::Mode::Jsonb => "jsonb",
+                        pipeline::Mode::Native => "native",
+                    },
+                    if recorded.flatten.is_empty() {
+                        ""
+                    } else {
+                        ", with flattened columns"
+                    }
+                );
+            }
+            options.mode = recorded.mode;
+            options.on_type_mismatch = recorded.on_type_mismatch;
+            options.flatten = recorded.flatten;
+            s = session::open(&args.endpoints, options.clone()).await?;
+        }
+    }
     let selected = session::select(&*s.source, &args.selection).await?;
-    crate::flatten::check_selected(&flatten, &selected)?;
+    crate::flatten::check_selected(&options.flatten, &selected)?;
     let mut checks = Vec::new();
     for (table, filter) in &selected {
         let check = seren_postgres::verify::verify_table(
@@ -39,7 +64,7 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
             filter.as_deref(),
             &s.target,
             &args.layout.target_schema,
-            args.layout.mode,
+            options.mode,
         )
         .await?;
         if !ui.json && !ui.quiet {
@@ -72,4 +97,22 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
         }
     }
     Ok(if ok { 0 } else { EXIT_CHECK_FAILED })
+}
+
+/// The layout `init` recorded for this source's tables in `schema` of the target, if any: the
+/// tables were written that way, whatever the flags given to `verify`. A target whose state
+/// cannot be read (a user without access to it) leaves the flags in charge.
+async fn recorded_layout(s: &session::Session, schema: &str) -> Option<SyncState> {
+    let states = async {
+        let client = s.target.connect().await?;
+        sync_state::load(&client, s.source.kind(), &s.source.location()).await
+    }
+    .await;
+    match states {
+        Ok(states) => states.into_iter().find(|st| st.key.target_schema == schema),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the layout init recorded; using the flags");
+            None
+        }
+    }
 }

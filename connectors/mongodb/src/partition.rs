@@ -13,7 +13,6 @@ use crate::source::MongoSource;
 use base64::Engine as _;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document, RawDocumentBuf};
-use pipeline::source::DEFAULT_PARTITION_ROWS;
 use pipeline::{Error, Partition, Result, TableInfo};
 
 /// Sampled `_id`s per partition: enough for even ranges without a long `$sample`.
@@ -101,7 +100,7 @@ pub(crate) async fn plan(
     if table.rows <= limit {
         return Ok(whole(table.rows));
     }
-    if limit == DEFAULT_PARTITION_ROWS && !ranges_use_an_index(source, &table.name).await {
+    if !source.options.partition_rows_given && !ranges_use_an_index(source, &table.name).await {
         tracing::info!(
             collection = %table.name,
             "the server plans _id range reads as collection scans, so the collection is read in \

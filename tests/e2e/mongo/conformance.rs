@@ -37,6 +37,7 @@ fn mongodb_source_conforms_in_both_modes() {
         let options = SourceOptions {
             mode,
             partition_rows: 10,
+            partition_rows_given: true,
             batch_rows: 7,
             batch_bytes: 16 << 10,
             ..SourceOptions::default()

@@ -42,9 +42,14 @@ fn awkward_names_views_and_empty_tables() {
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'select' AND indexdef NOT LIKE '%UNIQUE%'",
     );
     assert!(index.contains("(\"from\")"), "{index}");
-    harness::run_ok(&[
-        "verify", "--source", &url, "--target", &target, "--mode", "native",
-    ]);
+    // verify reads the layout init recorded in the target: `--mode native` need not be repeated.
+    let (code, out, err) = harness::run(&["verify", "--source", &url, "--target", &target]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("all 3 tables match"), "{out}");
+    assert!(
+        err.contains("init wrote these tables in native mode"),
+        "{err}"
+    );
 }
 
 #[test]
