@@ -4,6 +4,7 @@
 
 use crate::harness::run;
 use crate::pg_pair::{all_digests, fresh_source_db, fresh_target_db, script, sql};
+use seren_replicator::throwaway::ThrowawayPg;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -361,4 +362,44 @@ fn validate_checks_what_sync_needs() {
     let (code, out, _) = run(&["validate", "--source", &src, "--target", &dst, "--no-sync"]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("sync:"), "{out}");
+}
+
+/// A commit the source has inserted but not yet written out (asynchronous commit, and a WAL
+/// writer that waits 10 s) is still waited for by `--cutover`: its goal is the WAL insert
+/// position, not the write position, which stops before that commit.
+#[test]
+fn cutover_waits_for_a_commit_not_yet_written_out() {
+    // Its own source cluster: the WAL writer must be slow for the commit to stay unwritten.
+    let source = ThrowawayPg::start(&[
+        "fsync=off",
+        "synchronous_commit=off",
+        "wal_writer_delay=10000",
+    ])
+    .unwrap();
+    sql(&source.url("postgres"), "CREATE DATABASE late_commit");
+    let src = source.url("late_commit");
+    script(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let (dst, _) = fresh_target_db();
+    let names = [
+        "--subscription",
+        "late_commit_sub",
+        "--publication",
+        "late_commit_pub",
+    ];
+    let mut args = vec!["init", "--source", &src, "--target", &dst, "-y"];
+    args.extend_from_slice(&names);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    sql(&src, "INSERT INTO t VALUES (2)");
+    let mut cutover = vec!["sync", "--source", &src, "--target", &dst, "--cutover"];
+    cutover.extend_from_slice(&names);
+    let (code, out, err) = run(&cutover);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        sql(&dst, "SELECT string_agg(id::text, ',' ORDER BY id) FROM t"),
+        "1,2"
+    );
 }

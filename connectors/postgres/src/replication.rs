@@ -441,8 +441,10 @@ pub async fn subscription_exists(target: &PgTarget, names: &ReplicationNames) ->
         .get(0))
 }
 
-/// Wait until the target has applied everything the source had written when this was
-/// called: the slot's confirmed position reaches the source's current WAL position.
+/// Wait until the target has applied everything the source had committed when this was
+/// called: the slot's confirmed position reaches the source's WAL insert position. (Not the
+/// write position, `pg_current_wal_lsn()`: with `synchronous_commit = off` a commit can be
+/// inserted but not yet written, and the wait would end before it is applied.)
 pub async fn wait_caught_up(
     source: &PgTarget,
     names: &ReplicationNames,
@@ -451,7 +453,7 @@ pub async fn wait_caught_up(
     let client = source.connect().await?;
     let err = |e| query_error(Side::Source, "reading the replication position", e);
     let goal: String = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
         .map_err(err)?
         .get(0);

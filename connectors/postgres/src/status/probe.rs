@@ -236,7 +236,7 @@ pub(super) async fn source_facts(source: &PgTarget) -> Result<SourceFacts> {
         .query(
             &format!(
                 "WITH cur AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
-                   ELSE pg_current_wal_lsn() END AS lsn) \
+                   ELSE pg_current_wal_insert_lsn() END AS lsn) \
                  SELECT slot_name::text, database::text, plugin::text, active, active_pid, \
                    restart_lsn::text, confirmed_flush_lsn::text, \
                    (CASE WHEN confirmed_flush_lsn IS NOT NULL \
