@@ -106,6 +106,13 @@ pub async fn run(args: WorkerArgs, ui: &Ui) -> Result<i32> {
         coordinator: Arc::new(coordinator),
     };
     let outcome = init_pg::run_shared(init, ui, Some(shared)).await;
+    if outcome.is_err() {
+        // Another worker may have finished the copy, and removed its state, under this one.
+        let now = store.get(&job.id).await?.map_or(job.status, |j| j.status);
+        if now == JobStatus::Succeeded {
+            return done(now).map(|code| code.unwrap_or(0));
+        }
+    }
     if let Err(e) = &outcome {
         let line = Scrubber::new(&[&creds.source, &creds.target])
             .scrub(&format!("worker {name} failed: {e:#}"));

@@ -49,31 +49,17 @@ INSERT INTO {STATE_SCHEMA}.run (fingerprint, plan) VALUES ({}, {}::jsonb);
     )
 }
 
-/// The state of a previous run in this database, if there is one.
+/// The state of a previous run in this database, if there is one. State dropped while it is
+/// read (the run that finished it, e.g. another worker, removed it) counts as none.
 pub async fn load(client: &Client) -> Result<Option<RunState>> {
-    let err = |e| query_error(Side::Target, "reading the resume state", e);
-    let exists = client
-        .query_one(
-            "SELECT to_regclass('seren_replicator.run') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(err)?
-        .get::<_, bool>(0);
-    if !exists {
-        return Ok(None);
-    }
-    let run = client
-        .query_opt(
-            "SELECT fingerprint, plan::text FROM seren_replicator.run LIMIT 1",
-            &[],
-        )
-        .await
-        .map_err(err)?;
-    let Some(run) = run else {
+    let read = match read(client).await {
+        Ok(read) => read,
+        Err(e) if crate::shared::finished_elsewhere(&e) => None,
+        Err(e) => return Err(query_error(Side::Target, "reading the resume state", e)),
+    };
+    let Some((fingerprint, plan, partitions_done, steps_done)) = read else {
         return Ok(None);
     };
-    let plan: String = run.get(1);
     let plan = serde_json::from_str(&plan).map_err(|e| {
         pipeline::Error::new(
             pipeline::ErrorKind::Config,
@@ -84,29 +70,53 @@ pub async fn load(client: &Client) -> Result<Option<RunState>> {
             ),
         )
     })?;
+    Ok(Some(RunState {
+        fingerprint,
+        plan,
+        partitions_done,
+        steps_done,
+    }))
+}
+
+/// The state tables' contents: fingerprint, plan (JSON text), committed partitions, steps.
+type StateRows = (String, String, HashSet<(String, usize)>, HashSet<String>);
+
+async fn read(client: &Client) -> std::result::Result<Option<StateRows>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('seren_replicator.run') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let Some(run) = client
+        .query_opt(
+            "SELECT fingerprint, plan::text FROM seren_replicator.run LIMIT 1",
+            &[],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
     let partitions_done = client
         .query(
             "SELECT table_name, part FROM seren_replicator.partition_done",
             &[],
         )
-        .await
-        .map_err(err)?
+        .await?
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i32>(1) as usize))
         .collect();
     let steps_done = client
         .query("SELECT step FROM seren_replicator.step_done", &[])
-        .await
-        .map_err(err)?
+        .await?
         .iter()
         .map(|r| r.get(0))
         .collect();
-    Ok(Some(RunState {
-        fingerprint: run.get(0),
-        plan,
-        partitions_done,
-        steps_done,
-    }))
+    Ok(Some((run.get(0), run.get(1), partitions_done, steps_done)))
 }
 
 /// Mark `step` done in the current transaction of `client`.
