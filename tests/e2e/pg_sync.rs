@@ -161,21 +161,8 @@ fn writes_during_and_after_init_reach_the_target() {
 #[test]
 fn stop_removes_replication_and_sync_explains_what_to_run() {
     let (src, _) = fresh_source_db();
-    script(
-        &src,
-        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
-    );
-    let (dst, _) = fresh_target_db();
-    let names = [
-        "--subscription",
-        "stop_test_sub",
-        "--publication",
-        "stop_test_pub",
-    ];
-    let mut args = vec!["init", "--source", &src, "--target", &dst, "-y"];
-    args.extend_from_slice(&names);
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (dst, names) = synced_one_row(&src, "stop_test");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut stop = vec!["sync", "--source", &src, "--target", &dst, "--stop"];
     stop.extend_from_slice(&names);
     let (code, out, err) = run(&stop);
@@ -378,28 +365,36 @@ fn cutover_waits_for_a_commit_not_yet_written_out() {
     .unwrap();
     sql(&source.url("postgres"), "CREATE DATABASE late_commit");
     let src = source.url("late_commit");
-    script(
-        &src,
-        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
-    );
-    let (dst, _) = fresh_target_db();
-    let names = [
-        "--subscription",
-        "late_commit_sub",
-        "--publication",
-        "late_commit_pub",
-    ];
-    let mut args = vec!["init", "--source", &src, "--target", &dst, "-y"];
-    args.extend_from_slice(&names);
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (dst, names) = synced_one_row(&src, "late_commit");
     sql(&src, "INSERT INTO t VALUES (2)");
     let mut cutover = vec!["sync", "--source", &src, "--target", &dst, "--cutover"];
-    cutover.extend_from_slice(&names);
+    cutover.extend(names.iter().map(String::as_str));
     let (code, out, err) = run(&cutover);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert_eq!(
         sql(&dst, "SELECT string_agg(id::text, ',' ORDER BY id) FROM t"),
         "1,2"
     );
+}
+
+/// Table `t` holding row 1 in `src`, copied by `init` into a fresh target database with
+/// continuous sync through subscription `{prefix}_sub` and publication `{prefix}_pub`: the
+/// target's URL and the `--subscription … --publication …` flags.
+fn synced_one_row(src: &str, prefix: &str) -> (String, Vec<String>) {
+    script(
+        src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
+    let (dst, _) = fresh_target_db();
+    let names = vec![
+        "--subscription".to_string(),
+        format!("{prefix}_sub"),
+        "--publication".into(),
+        format!("{prefix}_pub"),
+    ];
+    let mut args = vec!["init", "--source", src, "--target", &dst, "-y"];
+    args.extend(names.iter().map(String::as_str));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    (dst, names)
 }
