@@ -4,6 +4,7 @@
 #   bench/pg.sh                                   # full run (the reference anchors' data size)
 #   bench/pg.sh --scale 2 --wide-rows 20000       # smoke run
 #   bench/pg.sh --only ours,pgcopydb --record     # append the figures to bench/RESULTS.md
+#   bench/pg.sh --rounds 3                        # every method 3 times in rotation, medians
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,7 +3,9 @@
 //! by pgcopydb and by `pg_dump -Fd | pg_restore`, in one run on two throwaway clusters.
 //!
 //! Usage: `seren-bench pg [--scale 60] [--wide-rows 1500000] [--only ours,raw,pgcopydb,pgdump]
-//! [--ours-args "EXTRA FLAGS"] [--record]`. Build the workspace in release mode first.
+//! [--ours-args "EXTRA FLAGS"] [--rounds N] [--record]`. Build the workspace in release mode
+//! first. With `--rounds N` the methods run N times in rotation and each is reported by its
+//! median round (this machine's run-to-run spread is larger than the differences measured).
 //!
 //! Measured per method: wall clock; CPU seconds of the client processes (`getrusage
 //! (RUSAGE_CHILDREN)` deltas) and of both clusters' server processes (`/proc/<pid>/stat` of every
@@ -41,6 +43,8 @@ struct Opts {
     only: Vec<String>,
     ours_args: Vec<String>,
     record: bool,
+    /// Times every method runs, in rotation; the median run is reported.
+    rounds: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
@@ -50,6 +54,7 @@ fn parse(args: &[String]) -> Result<Opts> {
         only: METHODS.iter().map(|m| m.to_string()).collect(),
         ours_args: Vec::new(),
         record: false,
+        rounds: 1,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,10 +85,11 @@ fn parse(args: &[String]) -> Result<Opts> {
                     .collect()
             }
             "--record" => o.record = true,
+            "--rounds" => o.rounds = value("--rounds")?.parse().context("--rounds")?,
             "-h" | "--help" => {
                 println!(
                     "seren-bench pg [--scale 60] [--wide-rows 1500000] \
-                     [--only ours,raw,pgcopydb,pgdump] [--ours-args \"FLAGS\"] [--record]"
+                     [--only ours,raw,pgcopydb,pgdump] [--ours-args \"FLAGS\"] [--rounds N] [--record]"
                 );
                 std::process::exit(0);
             }
@@ -92,6 +98,9 @@ fn parse(args: &[String]) -> Result<Opts> {
     }
     if o.scale == 0 {
         bail!("--scale must be at least 1");
+    }
+    if o.rounds == 0 {
+        bail!("--rounds must be at least 1");
     }
     Ok(o)
 }
@@ -240,6 +249,8 @@ struct Measure {
     max_proc_rss_mb: f64,
     tree_pss_mb: f64,
     note: String,
+    /// Wall seconds of every round, in order (the other fields are the median round's).
+    walls: Vec<f64>,
 }
 
 /// Run `job` and measure it; the error is the job's.
@@ -278,7 +289,29 @@ fn measure(
         max_proc_rss_mb: stats.max_proc_rss_kb.load(Ordering::Relaxed) as f64 / 1024.0,
         tree_pss_mb: peak_tree.load(Ordering::Relaxed) as f64 / 1024.0,
         note: String::new(),
+        walls: vec![wall],
     })
+}
+
+/// One measure per method: its median round (by wall time), carrying every round's wall time.
+fn medians(rounds: Vec<Measure>) -> Vec<Measure> {
+    let mut by_method: Vec<(String, Vec<Measure>)> = Vec::new();
+    for m in rounds {
+        match by_method.iter_mut().find(|(name, _)| *name == m.method) {
+            Some((_, ms)) => ms.push(m),
+            None => by_method.push((m.method.clone(), vec![m])),
+        }
+    }
+    by_method
+        .into_iter()
+        .map(|(_, mut ms)| {
+            let walls: Vec<f64> = ms.iter().map(|m| m.wall).collect();
+            ms.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+            let mut median = ms.swap_remove(ms.len() / 2);
+            median.walls = walls;
+            median
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,8 +810,9 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let mut results: Vec<Measure> = Vec::new();
     let mut failures: Vec<(String, String)> = Vec::new();
-    for method in METHODS {
-        if !o.only.iter().any(|m| m == method) {
+    let rotation = (0..o.rounds).flat_map(|_| METHODS);
+    for method in rotation {
+        if !o.only.iter().any(|m| m == method) || failures.iter().any(|(f, _)| f == method) {
             continue;
         }
         if method == "pgcopydb" && !have("pgcopydb") {
@@ -824,6 +858,7 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(target);
     drop(source);
 
+    let results = medians(results);
     let table = render(&results, &failures);
     println!();
     println!("{table}");
@@ -906,7 +941,8 @@ fn render(results: &[Measure], failures: &[(String, String)]) -> String {
     let mut s = String::from(
         "| method | wall s | CPU s (client + servers) | client CPU s | server CPU s | \
          peak RSS MB (largest process) | peak Σ PSS MB (client processes) | ours ÷ this (wall) | \
-         ours ÷ this (CPU) | check |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         ours ÷ this (CPU) | check | every round's wall s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for m in results {
         let cpu = m.client_cpu + m.server_cpu;
@@ -917,7 +953,7 @@ fn render(results: &[Measure], failures: &[(String, String)]) -> String {
             )
         });
         s.push_str(&format!(
-            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {rw} | {rc} | {} |\n",
+            "| {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {rw} | {rc} | {} | {} |\n",
             label(&m.method),
             m.wall,
             cpu,
@@ -925,13 +961,18 @@ fn render(results: &[Measure], failures: &[(String, String)]) -> String {
             m.server_cpu,
             m.max_proc_rss_mb,
             m.tree_pss_mb,
-            m.note
+            m.note,
+            m.walls
+                .iter()
+                .map(|w| format!("{w:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
         ));
     }
     for (m, e) in failures {
         let e: String = e.chars().take(300).collect();
         s.push_str(&format!(
-            "| {} | — | — | — | — | — | — | — | — | FAILED: {} |\n",
+            "| {} | — | — | — | — | — | — | — | — | FAILED: {} | — |\n",
             label(m),
             e.replace('|', "\\|").replace('\n', " ")
         ));
@@ -940,7 +981,8 @@ fn render(results: &[Measure], failures: &[(String, String)]) -> String {
         "\nCPU s = client processes (getrusage RUSAGE_CHILDREN) + every process of both clusters \
          (/proc/<pid>/stat under each postmaster, incl. exited backends reaped by it). \
          Peak RSS: the largest single client process (wait4 ru_maxrss); Σ PSS: sampled every 50 ms \
-         over all client processes at once. Ratios > 1: ours is slower/uses more.",
+         over all client processes at once. Ratios > 1: ours is slower/uses more. With several \
+         rounds (methods run in rotation) each row is the method's median round.",
     );
     s
 }

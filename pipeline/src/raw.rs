@@ -150,6 +150,29 @@ impl RowSplitter {
         }
     }
 
+    /// Append one `CopyData` message of a server's `COPY … TO STDOUT`. The protocol sends
+    /// each row in its own message ("always one per row"), so once the binary header is past
+    /// and no partial row is pending, the message is taken as one row without reading its
+    /// fields; anything else goes through [`push`](Self::push). (Were a server to put two rows
+    /// in one message, the bytes would still pass through whole; only the row count would be
+    /// short.)
+    pub fn push_message(&mut self, message: &[u8]) -> Result<()> {
+        if !self.header_seen || self.ended || self.scanned != self.buf.len() {
+            return self.push(message);
+        }
+        let row = match self.format {
+            CopyFormat::Binary => message.len() >= 2 && message[..2] != [0xff, 0xff],
+            CopyFormat::Text => message.last() == Some(&b'\n'),
+        };
+        if !row {
+            return self.push(message);
+        }
+        self.buf.extend_from_slice(message);
+        self.scanned = self.buf.len();
+        self.ends.push(self.scanned);
+        Ok(())
+    }
+
     fn scan_text(&mut self) -> Result<()> {
         let mut from = self.scanned;
         while let Some(i) = memchr(b'\n', &self.buf[from..]) {
@@ -309,6 +332,37 @@ mod tests {
             assert_eq!(rows, vec![t1.clone(), t2.clone()], "step {step}");
             assert_eq!(encoded, [t1.clone(), t2.clone()].concat());
         }
+    }
+
+    #[test]
+    fn server_messages_are_taken_a_row_each() {
+        let rows: Vec<Vec<u8>> = vec![
+            tuple(&[Some(b"abc"), None]),
+            tuple(&[Some(b""), Some(&[0xff; 300])]),
+            tuple(&[]),
+        ];
+        // As PostgreSQL sends it: the header rides with the first row, the trailer alone.
+        let mut messages = vec![[COPY_HEADER, &rows[0][..]].concat()];
+        messages.extend(rows[1..].iter().cloned());
+        messages.push(COPY_TRAILER.to_vec());
+        let mut s = RowSplitter::new(CopyFormat::Binary);
+        for m in &messages {
+            s.push_message(m).unwrap();
+        }
+        s.finish().unwrap();
+        let b = s.take_batch().unwrap();
+        let a = b.column(0).as_any().downcast_ref::<BinaryArray>().unwrap();
+        let got: Vec<Vec<u8>> = a.iter().map(|v| v.unwrap().to_vec()).collect();
+        assert_eq!(got, rows);
+        // A header in its own message works too.
+        let mut s = RowSplitter::new(CopyFormat::Binary);
+        s.push_message(COPY_HEADER).unwrap();
+        s.push_message(&rows[1]).unwrap();
+        s.push_message(&rows[0]).unwrap();
+        s.push_message(COPY_TRAILER).unwrap();
+        s.finish().unwrap();
+        assert_eq!(s.pending_rows(), 2);
+        assert!(s.push_message(&rows[0]).is_err(), "data after the trailer");
     }
 
     #[test]

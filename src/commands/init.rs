@@ -152,10 +152,7 @@ async fn run_selected(args: InitArgs, ui: &Ui) -> Result<i32> {
         s.source.location(),
         s.target.display(),
         args.tables.layout.target_schema,
-        match args.tables.layout.mode {
-            pipeline::Mode::Jsonb => "jsonb",
-            pipeline::Mode::Native => "native",
-        }
+        super::flag_value(&args.tables.layout.mode)
     );
     if !ui.json && !ui.quiet {
         view::print_plan(

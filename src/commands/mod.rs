@@ -75,6 +75,15 @@ pub fn main(cli: Cli) -> i32 {
 }
 
 /// Print an error (never a panic or debug dump) and pick the exit code.
+/// A layout enum's flag value (its serde name is the flag value), e.g. `jsonb` for
+/// `Mode::Jsonb`.
+fn flag_value<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 fn report(e: &anyhow::Error, json: bool) -> i32 {
     let kind = e.downcast_ref::<pipeline::Error>().map(|p| p.kind());
     let code = match kind {

@@ -118,11 +118,11 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
         include_databases: t.selection.include_databases.clone(),
         exclude_databases: t.selection.exclude_databases.clone(),
         all_databases: t.selection.all_databases,
-        mode: Some(flag_value(&t.layout.mode)),
+        mode: Some(super::flag_value(&t.layout.mode)),
         flatten: t.layout.flatten.clone(),
         target_schema: Some(t.layout.target_schema.clone()),
-        on_type_mismatch: Some(flag_value(&t.layout.on_type_mismatch)),
-        zero_dates: Some(flag_value(&t.layout.zero_dates)),
+        on_type_mismatch: Some(super::flag_value(&t.layout.on_type_mismatch)),
+        zero_dates: Some(super::flag_value(&t.layout.zero_dates)),
         gin_index: Some(
             match args.gin_index {
                 seren_postgres::GinIndex::Full => "full",
@@ -152,14 +152,6 @@ fn spec(args: &InitArgs) -> Result<JobSpec> {
             None => None,
         },
     })
-}
-
-/// A layout enum's flag value (its serde name is the flag value).
-fn flag_value<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }
 
 /// `init --remote`: submit, then follow the job until it ends.

@@ -123,17 +123,27 @@ impl Synced {
     }
 }
 
+/// The sync states `init` recorded in `target` for `source` (in `schema` when given).
+pub(super) async fn recorded_states(
+    target: &PgTarget,
+    source: &dyn Source,
+    schema: Option<&str>,
+) -> pipeline::Result<Vec<SyncState>> {
+    let client = target.connect().await?;
+    let mut states = sync_state::load(&client, source.kind(), &source.location()).await?;
+    if let Some(schema) = schema {
+        states.retain(|s| s.key.target_schema == schema);
+    }
+    Ok(states)
+}
+
 /// The sync state of `source` in `target` (in `schema` when given).
 pub(super) async fn find_state(
     target: &PgTarget,
     source: &dyn Source,
     schema: Option<&str>,
 ) -> Result<SyncState> {
-    let client = target.connect().await?;
-    let mut states = sync_state::load(&client, source.kind(), &source.location()).await?;
-    if let Some(schema) = schema {
-        states.retain(|s| s.key.target_schema == schema);
-    }
+    let mut states = recorded_states(target, source, schema).await?;
     let init = format!(
         "run `seren-replicator init --source {} --target …` first: it copies the tables and \
          records where sync starts",

@@ -5,7 +5,7 @@ use super::{Ui, EXIT_CHECK_FAILED};
 use crate::cli::VerifyArgs;
 use crate::session;
 use anyhow::Result;
-use seren_postgres::sync_state::{self, SyncState};
+use seren_postgres::sync_state::SyncState;
 
 pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
     if session::is_postgres(&verify.check.endpoints.source) {
@@ -37,10 +37,7 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
                 eprintln!(
                     "note: init wrote these tables in {} mode{} (recorded in the target); \
                      verifying them as written",
-                    match recorded.mode {
-                        pipeline::Mode::Jsonb => "jsonb",
-                        pipeline::Mode::Native => "native",
-                    },
+                    super::flag_value(&recorded.mode),
                     if recorded.flatten.is_empty() {
                         ""
                     } else {
@@ -103,13 +100,8 @@ pub async fn run(verify: VerifyArgs, ui: &Ui) -> Result<i32> {
 /// tables were written that way, whatever the flags given to `verify`. A target whose state
 /// cannot be read (a user without access to it) leaves the flags in charge.
 async fn recorded_layout(s: &session::Session, schema: &str) -> Option<SyncState> {
-    let states = async {
-        let client = s.target.connect().await?;
-        sync_state::load(&client, s.source.kind(), &s.source.location()).await
-    }
-    .await;
-    match states {
-        Ok(states) => states.into_iter().find(|st| st.key.target_schema == schema),
+    match super::sync_source::recorded_states(&s.target, s.source.as_ref(), Some(schema)).await {
+        Ok(states) => states.into_iter().next(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the layout init recorded; using the flags");
             None

@@ -271,6 +271,19 @@ pub async fn key_constraints(client: &Client, table: &PgTable) -> Result<Vec<Key
         .collect())
 }
 
+/// Whether the table with OID `table` has an index on an expression (ANALYZE gathers
+/// statistics for such expressions only once the index exists).
+pub async fn has_expression_index(client: &Client, table: &PgTable) -> Result<bool> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1 AND indexprs IS NOT NULL)",
+            &[&table.oid],
+        )
+        .await
+        .map(|r| r.get(0))
+        .map_err(|e| query_error(Side::Source, "reading expression indexes", e))
+}
+
 /// A sequence and its state.
 #[derive(Debug, Clone)]
 pub struct SequenceValue {

@@ -600,7 +600,9 @@ impl ClonePlan {
                     (k.name, ci)
                 })
                 .collect();
+            let analyze_first = !catalog::has_expression_index(self.source.catalog(), &t).await?;
             clone_tables.push(CloneTable {
+                analyze_first,
                 post_data: per_table
                     .iter()
                     .filter(|e| e.table == key)

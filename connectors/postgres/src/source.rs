@@ -421,7 +421,7 @@ async fn gather_rows(
     let end = loop {
         match stream.next().await {
             Some(Ok(bytes)) => {
-                if let Err(e) = splitter.push(&bytes) {
+                if let Err(e) = splitter.push_message(&bytes) {
                     break Err(e);
                 }
                 if splitter.pending_bytes() >= BATCH_BYTES {

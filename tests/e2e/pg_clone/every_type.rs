@@ -97,6 +97,27 @@ fn every_type() {
     check("inheritance", &|| {
         assert_eq!(sql(&dst, "SELECT count(*) FROM app.animal"), "4")
     });
+    // Copied tables are analyzed; one with an index on an expression only after that index
+    // exists, so the expression has statistics too.
+    check("statistics", &|| {
+        assert_eq!(
+            sql(
+                &dst,
+                "SELECT count(*) FROM pg_stat_user_tables \
+                 WHERE schemaname = 'app' AND relname IN ('ident', 'everything') \
+                   AND analyze_count > 0"
+            ),
+            "2"
+        );
+        assert_eq!(
+            sql(
+                &dst,
+                "SELECT count(*) FROM pg_stats \
+                 WHERE schemaname = 'app' AND tablename = 'everything_lower_t'"
+            ),
+            "1"
+        )
+    });
     check("state schema", &|| {
         assert!(!has_state_schema(&dst), "left behind")
     });
