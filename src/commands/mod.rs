@@ -74,7 +74,6 @@ pub fn main(cli: Cli) -> i32 {
     }
 }
 
-/// Print an error (never a panic or debug dump) and pick the exit code.
 /// A layout enum's flag value (its serde name is the flag value), e.g. `jsonb` for
 /// `Mode::Jsonb`.
 fn flag_value<T: serde::Serialize>(v: &T) -> String {
@@ -84,6 +83,7 @@ fn flag_value<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// Print an error (never a panic or debug dump) and pick the exit code.
 fn report(e: &anyhow::Error, json: bool) -> i32 {
     let kind = e.downcast_ref::<pipeline::Error>().map(|p| p.kind());
     let code = match kind {
