@@ -5,6 +5,7 @@ use crate::conn::query_error;
 use crate::ddl::quote_ident;
 use pipeline::raw::CopyFormat;
 use pipeline::{Result, Side};
+use std::collections::HashSet;
 use tokio_postgres::Client;
 
 /// Schemas never copied: PostgreSQL's own, and this tool's resume state.
@@ -271,17 +272,19 @@ pub async fn key_constraints(client: &Client, table: &PgTable) -> Result<Vec<Key
         .collect())
 }
 
-/// Whether the table with OID `table` has an index on an expression (ANALYZE gathers
-/// statistics for such expressions only once the index exists).
-pub async fn has_expression_index(client: &Client, table: &PgTable) -> Result<bool> {
-    client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1 AND indexprs IS NOT NULL)",
-            &[&table.oid],
+/// OIDs of the tables that have an index on an expression (ANALYZE gathers statistics for
+/// such expressions only once the index exists).
+pub async fn tables_with_expression_indexes(client: &Client) -> Result<HashSet<u32>> {
+    Ok(client
+        .query(
+            "SELECT DISTINCT indrelid FROM pg_index WHERE indexprs IS NOT NULL",
+            &[],
         )
         .await
+        .map_err(|e| query_error(Side::Source, "reading expression indexes", e))?
+        .iter()
         .map(|r| r.get(0))
-        .map_err(|e| query_error(Side::Source, "reading expression indexes", e))
+        .collect())
 }
 
 /// A sequence and its state.

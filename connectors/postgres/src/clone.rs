@@ -585,6 +585,8 @@ impl ClonePlan {
                 matches!(e.kind.as_str(), "INDEX" | "CONSTRAINT")
                     && e.table.as_ref().is_some_and(|t| data.contains(t))
             });
+        let expression_indexed =
+            catalog::tables_with_expression_indexes(self.source.catalog()).await?;
         let mut clone_tables = Vec::with_capacity(self.work.len());
         for w in &self.work {
             let t = self.table(&w.table.name)?.clone();
@@ -600,9 +602,8 @@ impl ClonePlan {
                     (k.name, ci)
                 })
                 .collect();
-            let analyze_first = !catalog::has_expression_index(self.source.catalog(), &t).await?;
             clone_tables.push(CloneTable {
-                analyze_first,
+                analyze_first: !expression_indexed.contains(&t.oid),
                 post_data: per_table
                     .iter()
                     .filter(|e| e.table == key)
