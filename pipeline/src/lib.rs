@@ -124,6 +124,7 @@
 
 pub mod catalog;
 pub mod change;
+pub mod cleanup;
 pub mod encode;
 pub mod error;
 pub mod progress;

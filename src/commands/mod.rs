@@ -67,6 +67,7 @@ pub fn main(cli: Cli) -> i32 {
             Command::Worker(args) => worker::run(args, &ui).await,
         }
     });
+    runtime.block_on(pipeline::cleanup::finish(std::time::Duration::from_secs(5)));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,

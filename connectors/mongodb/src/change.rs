@@ -14,7 +14,7 @@
 use crate::encode;
 use crate::error::mongo;
 use crate::read::BatchBuilder;
-use crate::source::MongoSource;
+use crate::source::{shut_down, MongoSource};
 use base64::Engine as _;
 use mongodb::bson::{doc, Document, RawDocumentBuf, Timestamp};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
@@ -102,16 +102,6 @@ impl MongoSource {
         .await;
         shut_down(client).await;
         token
-    }
-}
-
-/// Shut `client` down, waiting (up to 5 s) for its dropped cursors to be killed.
-async fn shut_down(client: mongodb::Client) {
-    if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("the MongoDB client did not shut down within 5 s");
     }
 }
 

@@ -42,6 +42,25 @@ pub struct MongoSource {
     pub(crate) options: SourceOptions,
 }
 
+/// Shut `client` down, waiting (up to 5 s) for its dropped cursors to be killed.
+pub(crate) async fn shut_down(client: Client) {
+    if tokio::time::timeout(Duration::from_secs(5), client.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("the MongoDB client did not shut down within 5 s");
+    }
+}
+
+impl Drop for MongoSource {
+    /// Shut the client down as clean-up the program waits for at exit: a client merely dropped
+    /// ends its server sessions in a task of its own, which panics if the runtime stops under
+    /// it.
+    fn drop(&mut self) {
+        pipeline::cleanup::spawn(shut_down(self.client.clone()));
+    }
+}
+
 impl MongoSource {
     /// Connect to the database the URI names (`mongodb://user:pass@host:27017/db`), check that
     /// the server answers, authentication succeeds and the database exists.
